@@ -1,0 +1,1 @@
+"""What the bot, the runners and the updater share: settings, Redis keys, payloads, queue and stores."""

@@ -1,0 +1,63 @@
+"""Default values for settings and timings, each with its unit in the name."""
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+"""Where Redis listens when REDIS_URL is not set."""
+
+DEFAULT_MAX_NEW_TOKENS = 256
+"""Upper bound on tokens generated for one answer."""
+
+DEFAULT_TEMPERATURE = 0.7
+"""Sampling temperature; 0 means greedy decoding."""
+
+DEFAULT_TOP_P = 0.9
+"""Nucleus sampling mass."""
+
+DEFAULT_REPETITION_PENALTY = 1.1
+"""Penalty on tokens already generated (1.0 = none)."""
+
+DEFAULT_COMMAND_PREFIX = "!"
+"""Prefix of the commands users type (`!optin`, ...)."""
+
+DEFAULT_WAKE_WORDS = ("llama",)
+"""Words that address the bot when they open a message ("Hey Llama, ...")."""
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Llama, a friendly and helpful assistant chatting in a Discord server. Answer concisely and accurately."
+)
+"""System prompt put before every conversation."""
+
+DEFAULT_HISTORY_MAX_TURNS = 20
+"""Messages (user and assistant each count one) kept per user."""
+
+DEFAULT_HISTORY_TTL_DAYS = 30.0
+"""A user's history expires this long after their last exchange (0 = never)."""
+
+DEFAULT_MAX_PENDING_PER_USER = 3
+"""Messages a user may have waiting behind the one being answered."""
+
+DEFAULT_MAX_ATTEMPTS = 3
+"""Tries per job before it is dead-lettered and the user gets an apology."""
+
+DEFAULT_HEARTBEAT_TTL_S = 15.0
+"""A worker whose heartbeat is older than this is taken for dead and its jobs are requeued."""
+
+DEFAULT_BLOCK_TIMEOUT_S = 2.0
+"""Longest a blocking Redis call waits, so that loops notice shutdown."""
+
+DEFAULT_POSTED_TTL_S = 7 * 24 * 3600
+"""How long the record of a posted answer is kept for de-duplication."""
+
+DEFAULT_SEEN_TTL_S = 24 * 3600
+"""How long a message id is remembered so that a gateway replay is not queued twice."""
+
+DEFAULT_BATCH_SIZE = 1
+"""Jobs a runner generates together."""
+
+DEFAULT_MAX_INPUT_CHARS = 4000
+"""Longer messages are truncated (with a note) before they are queued."""
+
+DEFAULT_MODEL_CACHE_DIR = "~/.cache/llama-discord-bot"
+"""Where downloaded and converted model weights are kept."""
+
+DISCORD_MESSAGE_LIMIT_CHARS = 2000
+"""Discord refuses message content longer than this."""

@@ -1,0 +1,13 @@
+"""Exceptions, each named for one purpose."""
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names it and never shows a secret's value."""
+
+
+class RedisUnavailableError(Exception):
+    """Redis could not be reached (after retries, where the caller asked for them)."""
+
+
+class JobPayloadError(ValueError):
+    """A payload read from Redis is not valid JSON of the expected shape."""

@@ -1,0 +1,74 @@
+"""Payloads that travel through Redis, as TypedDicts with JSON codecs (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, NotRequired, TypedDict, cast
+
+from shared.errors import JobPayloadError
+
+
+class Turn(TypedDict):
+    """One message of a conversation, in the shape chat templates take."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class Job(TypedDict):
+    """A user's message waiting for an answer; its id is the Discord message id."""
+
+    id: str
+    user_id: str
+    channel_id: str
+    guild_id: str | None
+    content: str
+    enqueued_at: float
+    attempts: int
+    # Sampling overrides for this job; a runner falls back to its settings for missing ones.
+    max_new_tokens: NotRequired[int]
+    temperature: NotRequired[float]
+
+
+ResponseKind = Literal["answer", "partial", "apology"]
+
+
+class Response(TypedDict):
+    """Text to post for a job: a final answer, a partial one while streaming, or an apology."""
+
+    job_id: str
+    user_id: str
+    channel_id: str
+    kind: ResponseKind
+    content: str
+    enqueued_at: float
+    completed_at: float
+
+
+_JOB_FIELDS = {"id": str, "user_id": str, "channel_id": str, "content": str, "attempts": int}
+_RESPONSE_FIELDS = {"job_id": str, "user_id": str, "channel_id": str, "kind": str, "content": str}
+
+
+def encode(payload: Job | Response) -> str:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_job(raw: str | bytes) -> Job:
+    return cast(Job, _decode(raw, _JOB_FIELDS, "job"))
+
+
+def decode_response(raw: str | bytes) -> Response:
+    return cast(Response, _decode(raw, _RESPONSE_FIELDS, "response"))
+
+
+def _decode(raw: str | bytes, required: dict[str, type], what: str) -> dict[str, object]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JobPayloadError(f"{what} payload is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobPayloadError(f"{what} payload is not an object")
+    for name, kind in required.items():
+        if not isinstance(data.get(name), kind):
+            raise JobPayloadError(f"{what} payload has no valid {name!r}")
+    return data
