@@ -1,0 +1,50 @@
+"""Worker liveness: a heartbeat key with a TTL, and finding the workers whose heartbeat expired."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from shared.keys import Keys
+
+Role = Literal["runner", "updater"]
+
+
+def new_worker_id(configured: str = "") -> str:
+    """A unique id: the configured one, else host-pid-random (containers share pids, hosts differ)."""
+    return configured or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Heartbeat:
+    def __init__(self, redis: Redis, keys: Keys, role: Role, worker_id: str, ttl_s: float) -> None:
+        self._redis = redis
+        self._keys = keys
+        self.role = role
+        self.worker_id = worker_id
+        self.ttl_s = ttl_s
+
+    @property
+    def interval_s(self) -> float:
+        """Three beats per TTL, so one late beat does not make a worker look dead."""
+        return self.ttl_s / 3
+
+    async def beat(self) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._keys.heartbeat(self.role, self.worker_id), "1", px=int(self.ttl_s * 1000))
+            pipe.sadd(self._keys.workers(self.role), self.worker_id)
+            await pipe.execute()
+
+    async def silent_peers(self) -> list[str]:
+        """Registered workers of this role, other than this one, whose heartbeat key is gone."""
+        peers = [p for p in await self._redis.smembers(self._keys.workers(self.role)) if p != self.worker_id]
+        if not peers:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for peer in peers:
+                pipe.exists(self._keys.heartbeat(self.role, peer))
+            alive = await pipe.execute()
+        return [peer for peer, is_alive in zip(peers, alive, strict=True) if not is_alive]

@@ -1,0 +1,181 @@
+"""The reliable job queue: enqueue with per-user order, claim by atomic move, complete, fail, reap."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from shared import defaults
+from shared.keys import Keys
+from shared.schemas import Job, Response, Turn, decode_job, encode
+from shared.scripts import Scripts
+
+EnqueueStatus = Literal["queued", "pending", "full", "duplicate", "not_opted_in"]
+FailOutcome = Literal["retry", "dead", "gone"]
+
+APOLOGY_TEXT = "Sorry, I couldn't answer that message: something went wrong on my side. Please try again later."
+"""What a user is told when their message is dead-lettered."""
+
+MAX_DEAD_ENTRIES = 1000
+"""Dead letters kept for inspection; older ones are dropped so Redis memory stays bounded."""
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    status: EnqueueStatus
+    waiting: int
+    """How many of the user's earlier messages are ahead of this one."""
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job held in a runner's processing list; `raw` is the exact payload, needed to finish it."""
+
+    raw: str
+    job: Job
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    max_pending_per_user: int = defaults.DEFAULT_MAX_PENDING_PER_USER
+    max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
+    history_max_turns: int = defaults.DEFAULT_HISTORY_MAX_TURNS
+    history_ttl_s: int = int(defaults.DEFAULT_HISTORY_TTL_DAYS * 86400)
+    seen_ttl_s: int = defaults.DEFAULT_SEEN_TTL_S
+
+
+class JobQueue:
+    """Operations on the job side of Redis; every multi-key change is one Lua script."""
+
+    def __init__(self, redis: Redis, keys: Keys, policy: QueuePolicy) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._policy = policy
+        self._scripts = Scripts.register(redis)
+
+    async def enqueue(self, job: Job) -> EnqueueResult:
+        k, user = self._keys, job["user_id"]
+        status, waiting = await self._scripts.enqueue(
+            keys=[k.optin, k.inflight(user), k.pending(user), k.query, k.seen(user)],
+            args=[
+                user,
+                job["id"],
+                encode(job),
+                time.time(),
+                self._policy.max_pending_per_user,
+                self._policy.seen_ttl_s,
+            ],
+        )
+        return EnqueueResult(status=status, waiting=int(waiting))
+
+    async def claim(self, runner_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S) -> ClaimedJob | None:
+        """Blocks up to `timeout_s` for the oldest job and moves it into this runner's list."""
+        raw = await self._redis.blmove(self._keys.query, self._keys.processing(runner_id), timeout_s, "RIGHT", "LEFT")
+        return None if raw is None else ClaimedJob(raw=raw, job=decode_job(raw))
+
+    async def claim_waiting(self, runner_id: str, limit: int) -> list[ClaimedJob]:
+        """Takes up to `limit` more jobs that are already waiting, without blocking."""
+        claimed = []
+        for _ in range(limit):
+            raw = await self._redis.lmove(self._keys.query, self._keys.processing(runner_id), "RIGHT", "LEFT")
+            if raw is None:
+                break
+            claimed.append(ClaimedJob(raw=raw, job=decode_job(raw)))
+        return claimed
+
+    async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
+        """Publishes the answer and records the exchange; False if the job was no longer this runner's."""
+        k, job = self._keys, claimed.job
+        user = job["user_id"]
+        response: Response = {
+            "job_id": job["id"],
+            "user_id": user,
+            "channel_id": job["channel_id"],
+            "kind": "answer",
+            "content": answer,
+            "enqueued_at": job["enqueued_at"],
+            "completed_at": time.time(),
+        }
+        done = await self._scripts.complete(
+            keys=[
+                k.processing(runner_id),
+                k.inflight(user),
+                k.pending(user),
+                k.query,
+                k.response,
+                k.history(user),
+                k.optin,
+            ],
+            args=[
+                claimed.raw,
+                job["id"],
+                user,
+                encode(response),
+                user_turn,
+                answer,
+                self._policy.history_max_turns,
+                self._policy.history_ttl_s,
+                time.time(),
+            ],
+        )
+        return bool(done)
+
+    async def fail(self, runner_id: str, claimed: ClaimedJob, reason: str) -> FailOutcome:
+        """Counts a failed try: the job is retried later, or dead-lettered with an apology."""
+        k, user = self._keys, claimed.job["user_id"]
+        outcome: FailOutcome = await self._scripts.fail(
+            keys=[k.processing(runner_id), k.query, k.dead, k.response, k.inflight(user), k.pending(user), k.optin],
+            args=[claimed.raw, self._policy.max_attempts, reason, APOLOGY_TEXT, time.time(), MAX_DEAD_ENTRIES],
+        )
+        return outcome
+
+    async def reap(self, runner_id: str) -> tuple[int, int] | None:
+        """Requeues a dead runner's jobs; None if it is alive, else (requeued, dead-lettered)."""
+        k = self._keys
+        result = await self._scripts.reap_runner(
+            keys=[
+                k.heartbeat("runner", runner_id),
+                k.processing(runner_id),
+                k.workers("runner"),
+                k.query,
+                k.dead,
+                k.response,
+                k.optin,
+            ],
+            args=[
+                runner_id,
+                self._policy.max_attempts,
+                k.inflight_prefix,
+                k.pending_prefix,
+                time.time(),
+                APOLOGY_TEXT,
+                MAX_DEAD_ENTRIES,
+            ],
+        )
+        if result == -1:
+            return None
+        return int(result[0]), int(result[1])
+
+    async def release(self, runner_id: str) -> int:
+        """Gives back, untried, every job this runner holds (on shutdown)."""
+        k = self._keys
+        return int(
+            await self._scripts.release(
+                keys=[k.processing(runner_id), k.query, k.heartbeat("runner", runner_id), k.workers("runner")],
+                args=[runner_id],
+            )
+        )
+
+    async def history(self, user_id: str) -> list[Turn]:
+        raw = await self._redis.hget(self._keys.history(user_id), "turns")
+        if not raw:
+            return []
+        turns: list[Turn] = json.loads(raw)
+        return turns
+
+    async def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
+        return [json.loads(raw) for raw in await self._redis.lrange(self._keys.dead, 0, limit - 1)]

@@ -1,0 +1,65 @@
+"""The response side: updaters claim answers by atomic move, post them once, then acknowledge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from shared import defaults
+from shared.keys import Keys
+from shared.schemas import Response, decode_response
+from shared.scripts import Scripts
+
+
+@dataclass(frozen=True)
+class ClaimedResponse:
+    raw: str
+    response: Response
+
+
+class ResponseQueue:
+    def __init__(self, redis: Redis, keys: Keys, posted_ttl_s: int = defaults.DEFAULT_POSTED_TTL_S) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._posted_ttl_s = posted_ttl_s
+        self._scripts = Scripts.register(redis)
+
+    async def claim(
+        self, updater_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
+    ) -> ClaimedResponse | None:
+        raw = await self._redis.blmove(self._keys.response, self._keys.posting(updater_id), timeout_s, "RIGHT", "LEFT")
+        return None if raw is None else ClaimedResponse(raw=raw, response=decode_response(raw))
+
+    async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
+        await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
+
+    async def posted_parts(self, job_id: str) -> dict[int, str]:
+        """Parts of a job's answer already on Discord: part index -> Discord message id."""
+        parts = await self._redis.hgetall(self._keys.posted(job_id))
+        return {int(index): message_id for index, message_id in parts.items()}
+
+    async def record_posted(self, job_id: str, index: int, message_id: str) -> None:
+        key = self._keys.posted(job_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, str(index), message_id)
+            pipe.expire(key, self._posted_ttl_s)
+            await pipe.execute()
+
+    async def reap(self, updater_id: str) -> int | None:
+        """Returns a dead updater's claimed responses to the list; None if it is alive."""
+        k = self._keys
+        moved = await self._scripts.reap_updater(
+            keys=[k.heartbeat("updater", updater_id), k.posting(updater_id), k.workers("updater"), k.response],
+            args=[updater_id],
+        )
+        return None if moved == -1 else int(moved)
+
+    async def release(self, updater_id: str) -> int:
+        k = self._keys
+        return int(
+            await self._scripts.release(
+                keys=[k.posting(updater_id), k.response, k.heartbeat("updater", updater_id), k.workers("updater")],
+                args=[updater_id],
+            )
+        )

@@ -1,0 +1,70 @@
+"""Redis fixtures: one real redis-server per session, flushed before every test, and job factories."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from shared.job_queue import JobQueue, QueuePolicy
+from shared.keys import Keys
+from shared.schemas import Job
+from tests.redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys()
+
+
+@pytest.fixture
+def policy() -> QueuePolicy:
+    return QueuePolicy(max_pending_per_user=3, max_attempts=3, history_max_turns=6, history_ttl_s=3600)
+
+
+@pytest.fixture
+def queue(redis: Redis, keys: Keys, policy: QueuePolicy) -> JobQueue:
+    return JobQueue(redis, keys, policy)
+
+
+_message_ids = itertools.count(1_100_000_000_000_000_000)
+
+
+@pytest.fixture
+def make_job() -> Callable[..., Job]:
+    """Builds jobs as the bot does; each gets a new snowflake-like id."""
+
+    def build(user_id: str = "42", content: str = "hello", channel_id: str = "900", **extra: object) -> Job:
+        job: Job = {
+            "id": str(next(_message_ids)), "user_id": user_id, "channel_id": channel_id, "guild_id": "800",
+            "content": content, "enqueued_at": time.time(), "attempts": 0,
+        }
+        job.update(extra)  # type: ignore[typeddict-item]
+        return job
+
+    return build
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
