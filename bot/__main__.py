@@ -1,0 +1,56 @@
+"""`python -m bot`: connect to the Discord gateway and queue the messages addressed to the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import discord
+import discord.gateway
+import discord.http
+import yarl
+
+from bot.client import LlamaBot
+from shared.process import FatalStartupError, run_process
+from shared.settings import Settings
+
+log = logging.getLogger("bot")
+
+
+def point_discord_py_at(settings: Settings) -> None:
+    """Redirects discord.py to another Discord (a test fake or a proxy); discord.py has no option for it."""
+    if settings.discord_api_base:
+        discord.http.Route.BASE = settings.discord_api_base
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    point_discord_py_at(settings)
+    async with LlamaBot(settings) as client:
+        started = asyncio.create_task(client.start(settings.discord_token.reveal()))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if started.done():
+            _raise_startup_error(started)
+        await client.close()
+        await asyncio.gather(started, return_exceptions=True)
+        log.info("stopped: accepted %d messages this run", client.accepted)
+
+
+def _raise_startup_error(started: asyncio.Task[None]) -> None:
+    exc = started.exception()
+    if isinstance(exc, discord.LoginFailure):
+        raise FatalStartupError("Discord rejected DISCORD_TOKEN (check the bot token in .env)") from None
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        raise FatalStartupError(
+            "the Message Content intent is off: enable it for the bot in the Discord developer portal"
+        ) from None
+    if exc is not None:
+        raise exc
+
+
+if __name__ == "__main__":
+    sys.exit(run_process("bot", main, require=["DISCORD_TOKEN"]))

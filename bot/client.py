@@ -1,0 +1,161 @@
+"""The discord.py client: `on_message` reads like a table of contents of what the bot does with a message."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+from redis.asyncio import Redis
+
+from bot.commands import Command, forget_text, help_text, optin_text, optout_text, parse_command
+from bot.relevance import MessageFacts, addressed_text
+from shared.consent import ConsentRegistry
+from shared.job_queue import EnqueueResult, JobQueue, QueuePolicy
+from shared.keys import Keys
+from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
+from shared.schemas import Job
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TAKEN_EMOJI = "👀"
+"""Reaction meaning "your message is being answered"."""
+WAITING_EMOJI = "⏳"
+"""Reaction meaning "your message waits behind your earlier ones"."""
+
+BUSY_TEXT = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
+
+
+class LlamaBot(discord.Client):
+    def __init__(self, settings: Settings) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = True
+        # Nothing the bot posts may ping anyone unless a call says so explicitly.
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.settings = settings
+        self.redis: Redis = create_redis(settings)
+        keys = Keys()
+        self.queue = JobQueue(self.redis, keys, QueuePolicy(
+            max_pending_per_user=settings.max_pending_per_user, max_attempts=settings.max_attempts,
+            history_max_turns=settings.history_max_turns, history_ttl_s=settings.history_ttl_s,
+        ))
+        self.consent = ConsentRegistry(self.redis, keys)
+        self.accepted = 0
+
+    async def setup_hook(self) -> None:
+        await wait_for_redis(self.redis, self.settings)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.redis.aclose()
+
+    async def on_ready(self) -> None:
+        log.info("connected to Discord as %s (id %s) in %d guilds", self.user, self.user and self.user.id,
+                 len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or message.webhook_id is not None or self.user is None:
+            return  # never answer bots (or ourselves): two bots must not talk in a loop
+        command = parse_command(message.content, self.settings.command_prefix)
+        if command is not None:
+            await self.run_command(command, message)
+            return
+        question = addressed_text(self.facts_of(message), self.settings.wake_words)
+        if question is not None:
+            await self.take_question(message, question)
+
+    def facts_of(self, message: discord.Message) -> MessageFacts:
+        assert self.user is not None
+        referenced = message.reference.resolved if message.reference else None
+        return MessageFacts(
+            content=message.content,
+            bot_id=self.user.id,
+            is_dm=isinstance(message.channel, discord.DMChannel),
+            # Not `message.mentions`: a reply to anyone's message lists its author there (the reply ping).
+            mentions_bot=self.user.id in message.raw_mentions,
+            replies_to_bot=isinstance(referenced, discord.Message) and referenced.author.id == self.user.id,
+        )
+
+    async def run_command(self, command: Command, message: discord.Message) -> None:
+        user_id = str(message.author.id)
+        prefix, wake_words = self.settings.command_prefix, self.settings.wake_words
+        try:
+            if command is Command.OPTIN:
+                text = optin_text(prefix, wake_words, await self.consent.opt_in(user_id))
+            elif command is Command.OPTOUT:
+                text = optout_text(await self.consent.opt_out(user_id))
+            elif command is Command.FORGET:
+                opted_in = await self.consent.is_opted_in(user_id)
+                text = forget_text(opted_in, opted_in and await self.consent.forget(user_id))
+            else:
+                text = help_text(prefix, wake_words)
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable during %s for user %s", command.value, user_id)
+            text = BUSY_TEXT
+        else:
+            log.info("command %s from user %s", command.value, user_id)
+        await self.reply(message, text)
+
+    async def take_question(self, message: discord.Message, question: str) -> None:
+        user_id = str(message.author.id)
+        try:
+            if not await self.consent.is_opted_in(user_id):
+                return  # nothing is stored, logged or answered for users who have not opted in
+            if not question.strip():
+                await self.reply(message, "Yes? Ask me something after my name, e.g. \"Hey Llama, what's a llama?\"")
+                return
+            truncated = len(question) > self.settings.max_input_chars
+            result = await self.queue.enqueue(self.job_for(message, question[: self.settings.max_input_chars]))
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
+            await self.reply(message, BUSY_TEXT)
+            return
+        log.info("message %s from user %s: %s", message.id, user_id, result.status)
+        await self.acknowledge(message, result, truncated)
+
+    def job_for(self, message: discord.Message, question: str) -> Job:
+        return {
+            "id": str(message.id),
+            "user_id": str(message.author.id),
+            "channel_id": str(message.channel.id),
+            "guild_id": str(message.guild.id) if message.guild else None,
+            "content": question,
+            "enqueued_at": time.time(),
+            "attempts": 0,
+        }
+
+    async def acknowledge(self, message: discord.Message, result: EnqueueResult, truncated: bool) -> None:
+        if result.status == "full":
+            await self.reply(message, (
+                f"You already have {result.waiting} messages waiting for an answer. "
+                "Please wait for my replies before sending more; I haven't queued this one."
+            ))
+            return
+        if result.status not in ("queued", "pending"):
+            return
+        self.accepted += 1
+        if truncated:
+            await self.reply(message, (
+                f"Your message is long, so I only read its first {self.settings.max_input_chars} characters."
+            ))
+        await self.react(message, TAKEN_EMOJI if result.status == "queued" else WAITING_EMOJI)
+
+    async def reply(self, message: discord.Message, text: str) -> None:
+        try:
+            await message.channel.send(
+                text, reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
+
+    async def react(self, message: discord.Message, emoji: str) -> None:
+        try:
+            await message.add_reaction(emoji)
+        except discord.HTTPException as exc:
+            # Missing the Add Reactions permission is not worth bothering the user about.
+            log.debug("could not react to message %s: %s", message.id, exc.status)
