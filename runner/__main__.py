@@ -1,0 +1,64 @@
+"""`python -m runner`: load the model, prove it works, then answer jobs from Redis until stopped.
+
+`python -m runner --prepare-builtin` only converts the built-in model into MODEL_CACHE_DIR (for images).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+from runner.builtin_model import prepare_builtin_model
+from runner.diagnostic import run_diagnostic
+from runner.engine import Engine, load_engine
+from runner.errors import DiagnosticError, ModelLoadError
+from runner.worker import Runner
+from shared.errors import SettingsError
+from shared.heartbeat import new_worker_id
+from shared.process import FatalStartupError, run_process
+from shared.redis_client import create_redis, wait_for_redis
+from shared.settings import Settings
+
+log = logging.getLogger("runner")
+
+
+def load_and_check(settings: Settings) -> Engine:
+    """Loads the model and runs one short generation; any failure stops the runner with one clear line."""
+    started = time.perf_counter()
+    try:
+        engine = load_engine(settings)
+        report = run_diagnostic(engine, load_s=time.perf_counter() - started)
+    except (ModelLoadError, DiagnosticError) as exc:
+        raise FatalStartupError(str(exc)) from None
+    log.info("diagnostic passed: %s load_s=%.1f new_tokens=%d tokens_per_s=%.1f",
+             report.description, report.load_s, report.new_tokens, report.tokens_per_s)
+    return engine
+
+
+async def main(settings: Settings, stop: asyncio.Event) -> None:
+    engine = await asyncio.to_thread(load_and_check, settings)
+    redis = create_redis(settings)
+    try:
+        if not await wait_for_redis(redis, settings, stop):
+            return
+        worker_id = new_worker_id(settings.worker_id)
+        log.info("runner %s taking jobs (batch size %d)", worker_id, settings.batch_size)
+        await Runner(settings, engine, redis, worker_id).run(stop)
+    finally:
+        await redis.aclose()
+
+
+def prepare_builtin() -> int:
+    try:
+        path = prepare_builtin_model(Settings.from_env())
+    except (SettingsError, ModelLoadError) as exc:
+        print(f"runner: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"built-in model ready in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(prepare_builtin() if "--prepare-builtin" in sys.argv[1:] else run_process("runner", main))

@@ -1,0 +1,70 @@
+"""Helpers for end-to-end tests: a running deployment and ways to wait for the bot's replies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from tests.fake_discord import FakeDiscord
+from tests.fake_discord.state import Payload
+from tests.system import System
+
+
+def replies_to(fake: FakeDiscord, message_id: str) -> list[Payload]:
+    """The bot's posts that reply to a message."""
+    return [
+        post for post in fake.posted
+        if (post["_request"].get("message_reference") or {}).get("message_id") == message_id
+    ]
+
+
+async def wait_reply(fake: FakeDiscord, message_id: str, timeout: float = 60.0) -> Payload:
+    deadline = time.monotonic() + timeout
+    while not (found := replies_to(fake, message_id)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no reply to {message_id} in {timeout}s; posts: "
+                                 f"{[p.get('content', '')[:60] for p in fake.posted]}")
+        await asyncio.sleep(0.01)
+    return found[0]
+
+
+async def keys_and_items_mentioning(redis: Redis, user_id: str) -> list[str]:
+    """Every key named after a user, and every list/set/hash entry holding their id: what opt-out must erase."""
+    found = []
+    async for key in redis.scan_iter("*"):
+        if key.endswith(f":{user_id}"):
+            found.append(key)
+            continue
+        kind = await redis.type(key)
+        if kind == "list":
+            items = await redis.lrange(key, 0, -1)
+        elif kind == "set":
+            items = list(await redis.smembers(key))
+        elif kind == "zset":
+            items = await redis.zrange(key, 0, -1)
+        elif kind == "hash":
+            items = [f"{k}={v}" for k, v in (await redis.hgetall(key)).items()]
+        else:
+            items = [await redis.get(key) or ""]
+        found += [f"{key}: {item[:80]}" for item in items if user_id in item]
+    return found
+
+
+@dataclass
+class Deployment:
+    fake: FakeDiscord
+    system: System
+    redis: Redis
+
+    async def opt_in(self, name: str) -> Payload:
+        user = self.fake.add_user(name)
+        message = await self.fake.send_message(user, "!optin")
+        assert "opted in" in (await wait_reply(self.fake, message["id"]))["content"]
+        return user
+
+    async def ask(self, user: Payload, text: str, **options: object) -> tuple[Payload, Payload]:
+        message = await self.fake.send_message(user, text, **options)  # type: ignore[arg-type]
+        return message, await wait_reply(self.fake, message["id"])

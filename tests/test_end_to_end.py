@@ -1,0 +1,175 @@
+"""The whole system as a user meets it: bot, runner and updater processes, real Redis, fake Discord, tiny model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from shared.keys import Keys
+from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
+from tests.fake_discord import FakeDiscord
+from tests.redis_server import RedisServer
+from tests.system import System, base_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+KEYS = Keys()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def deployment(
+    redis_server: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Deployment]:
+    redis = Redis.from_url(redis_server.url, decode_responses=True)
+    await redis.flushall()
+    fake = FakeDiscord()
+    await fake.start()
+    env = base_env(redis_url=redis_server.url, api_base=fake.api_base, gateway_url=fake.gateway_url,
+                   token=fake.token, model=str(tiny_model_dir))
+    system = System(env, tmp_path_factory.mktemp("e2e"))
+    runner = system.start("runner")
+    updater = system.start("updater")
+    system.start("bot")
+    try:
+        await fake.wait_identified(timeout=60)
+        await system.wait_for_log(runner, "taking jobs", timeout=120)
+        await system.wait_for_log(updater, "posting as", timeout=60)
+        yield Deployment(fake, system, redis)
+    finally:
+        codes = system.stop_all()
+        logs = system.logs()
+        await fake.stop()
+        await redis.aclose()
+    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
+    assert "Traceback" not in logs, logs
+    assert fake.token not in logs
+
+
+async def test_opted_in_user_gets_a_reply_to_their_message(deployment: Deployment) -> None:
+    fake = deployment.fake
+    alice = await deployment.opt_in("alice")
+    started = time.perf_counter()
+    question, reply = await deployment.ask(alice, "Hey Llama, what are the train lines in Boston?")
+    latency_s = time.perf_counter() - started
+    print(f"\n'Hey Llama' to reply: {latency_s * 1000:.0f} ms")
+
+    request = reply["_request"]
+    assert reply["author"]["id"] == fake.bot_user["id"]
+    assert reply["channel_id"] == question["channel_id"]
+    assert request["message_reference"]["message_id"] == question["id"]
+    assert request["message_reference"].get("fail_if_not_exists") is False
+    assert request["allowed_mentions"] == {"parse": [], "replied_user": True}
+    assert request["nonce"] == f"{question['id']}-0" and request.get("enforce_nonce") is True
+    assert reply["content"].strip()
+    assert (question["channel_id"], question["id"], "👀") in fake.reactions
+    history = await deployment.redis.hget(KEYS.history(alice["id"]), "turns")
+    assert history is not None and "what are the train lines in Boston?" in history
+
+
+@pytest.mark.parametrize("address", ["mention", "dm", "reply"])
+async def test_mention_dm_and_reply_to_the_bot_are_answered(deployment: Deployment, address: str) -> None:
+    fake = deployment.fake
+    user = await deployment.opt_in(f"user-{address}")
+    if address == "mention":
+        await deployment.ask(user, f"<@{fake.bot_user['id']}> what is a llama?")
+    elif address == "dm":
+        await deployment.ask(user, "what is a llama?", dm=True)
+    else:
+        _, first = await deployment.ask(user, "Hey llama, hi")
+        await deployment.ask(user, "tell me more", reply_to=first["id"])
+
+
+async def test_user_who_has_not_opted_in_is_ignored_and_nothing_is_stored(deployment: Deployment) -> None:
+    fake = deployment.fake
+    bob = fake.add_user("bob")
+    ignored = [
+        await fake.send_message(bob, "Hey Llama, what time is it?"),
+        await fake.send_message(bob, f"<@{fake.bot_user['id']}> hello"),
+        await fake.send_message(bob, "hello", dm=True),
+    ]
+    carol = await deployment.opt_in("carol")
+    await deployment.ask(carol, "Hey Llama, are you there?")  # processed after bob's, in order
+    await asyncio.sleep(0.5)
+    assert all(replies_to(fake, m["id"]) == [] for m in ignored)
+    assert await keys_and_items_mentioning(deployment.redis, bob["id"]) == []
+
+
+async def test_chatter_that_is_not_addressed_to_the_bot_is_ignored(deployment: Deployment) -> None:
+    fake = deployment.fake
+    dave = await deployment.opt_in("dave")
+    chatter = await fake.send_message(dave, "I saw a llama at the zoo, it was enormous")
+    await deployment.ask(dave, "Hey Llama, hi")
+    await asyncio.sleep(0.3)
+    assert replies_to(fake, chatter["id"]) == []
+    turns = await deployment.redis.hget(KEYS.history(dave["id"]), "turns")
+    assert turns is not None and "zoo" not in turns
+
+
+async def test_optout_stops_answers_and_erases_the_user(deployment: Deployment) -> None:
+    fake = deployment.fake
+    erin = await deployment.opt_in("erin")
+    await deployment.ask(erin, "Hey Llama, remember that I like trains")
+    assert await deployment.redis.exists(KEYS.history(erin["id"]))
+    _, confirmation = await deployment.ask(erin, "!optout")
+    assert "erased" in confirmation["content"]
+    after = await fake.send_message(erin, "Hey Llama, are you still there?")
+    frank = await deployment.opt_in("frank")
+    await deployment.ask(frank, "Hey Llama, hi")
+    await asyncio.sleep(0.5)
+    assert replies_to(fake, after["id"]) == []
+    assert await keys_and_items_mentioning(deployment.redis, erin["id"]) == []
+
+
+async def test_forget_erases_history_and_keeps_the_user_opted_in(deployment: Deployment) -> None:
+    grace = await deployment.opt_in("grace")
+    await deployment.ask(grace, "Hey Llama, my name is Grace")
+    _, confirmation = await deployment.ask(grace, "!forget")
+    assert "forgotten" in confirmation["content"]
+    assert not await deployment.redis.exists(KEYS.history(grace["id"]))
+    await deployment.ask(grace, "Hey Llama, what is my name?")
+    turns = await deployment.redis.hget(KEYS.history(grace["id"]), "turns")
+    assert turns is not None and "Grace" not in turns and "what is my name?" in turns
+
+
+async def test_two_users_histories_never_mix(deployment: Deployment) -> None:
+    fake = deployment.fake
+    heidi, ivan = await deployment.opt_in("heidi"), await deployment.opt_in("ivan")
+    sent = []
+    for i in range(2):
+        sent.append(await fake.send_message(heidi, f"Hey Llama, heidi-question-{i}"))
+        sent.append(await fake.send_message(ivan, f"Hey Llama, ivan-question-{i}"))
+    for message in sent:
+        await wait_reply(fake, message["id"])
+    for user, other in ((heidi, "ivan"), (ivan, "heidi")):
+        turns = await deployment.redis.hget(KEYS.history(user["id"]), "turns")
+        assert turns is not None
+        assert f"{user['username']}-question-0" in turns and f"{user['username']}-question-1" in turns
+        assert other not in turns
+
+
+async def test_help_explains_the_commands(deployment: Deployment) -> None:
+    user = deployment.fake.add_user("judy")
+    _, reply = await deployment.ask(user, "!help")
+    assert "!optin" in reply["content"] and "!optout" in reply["content"] and "!forget" in reply["content"]
+    assert await keys_and_items_mentioning(deployment.redis, user["id"]) == []
+
+
+async def test_runner_killed_mid_job_answer_arrives_exactly_once(deployment: Deployment) -> None:
+    fake, system = deployment.fake, deployment.system
+    [runner] = [p for p in system.processes if p.name.startswith("runner") and p.alive()]
+    kim = await deployment.opt_in("kim")
+    question = await fake.send_message(kim, "Hey Llama, " + "tell me a very long story about trains. " * 20)
+    await system.wait_for_log(runner, f"job {question['id']} of user {kim['id']} claimed", timeout=30)
+    system.kill(runner)
+    assert replies_to(fake, question["id"]) == []  # killed before it could answer
+
+    successor = system.start("runner")
+    await wait_reply(fake, question["id"], timeout=90)
+    await system.wait_for_log(successor, "requeued 1 jobs")
+    await asyncio.sleep(1.0)  # room for a duplicate to show up, were there one
+    assert len(replies_to(fake, question["id"])) == 1
