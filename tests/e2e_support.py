@@ -17,7 +17,7 @@ def replies_to(fake: FakeDiscord, message_id: str) -> list[Payload]:
     """The bot's posts that reply to a message."""
     return [
         post for post in fake.posted
-        if (post["_request"].get("message_reference") or {}).get("message_id") == message_id
+        if str((post["_request"].get("message_reference") or {}).get("message_id")) == message_id
     ]
 
 

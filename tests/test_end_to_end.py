@@ -61,7 +61,7 @@ async def test_opted_in_user_gets_a_reply_to_their_message(deployment: Deploymen
     request = reply["_request"]
     assert reply["author"]["id"] == fake.bot_user["id"]
     assert reply["channel_id"] == question["channel_id"]
-    assert request["message_reference"]["message_id"] == question["id"]
+    assert str(request["message_reference"]["message_id"]) == question["id"]
     assert request["message_reference"].get("fail_if_not_exists") is False
     assert request["allowed_mentions"] == {"parse": [], "replied_user": True}
     assert request["nonce"] == f"{question['id']}-0" and request.get("enforce_nonce") is True

@@ -1,0 +1,44 @@
+"""What clients did to the fake Discord, recorded for assertions, with a way to wait until something happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tests.fake_discord.state import Payload
+
+
+@dataclass
+class Journal:
+    posted: list[Payload] = field(default_factory=list)
+    edits: list[Payload] = field(default_factory=list)
+    typing: list[str] = field(default_factory=list)
+    reactions: list[tuple[str, str, str]] = field(default_factory=list)
+    requests: list[tuple[str, str, int]] = field(default_factory=list)
+    identify_count: int = 0
+    resume_count: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def notify(self) -> None:
+        """Wakes every waiter so it re-checks its condition; called after any change above."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_until(
+        self,
+        condition: Callable[[], bool],
+        *,
+        timeout: float,
+        describe: Callable[[], str],
+    ) -> None:
+        """Returns once `condition()` holds; raises TimeoutError carrying `describe()` if `timeout` s pass first."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"fake Discord: gave up after {timeout:.1f}s: {describe()}") from None
+
+    def recent_requests(self, limit: int = 10) -> str:
+        return ", ".join(f"{method} {path} -> {status}" for method, path, status in self.requests[-limit:]) or "none"

@@ -1,0 +1,218 @@
+"""FakeDiscord: a REST API and gateway on 127.0.0.1, in the test's own event loop, that discord.py takes for Discord."""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import socket
+
+from aiohttp import web
+
+from tests.fake_discord.faults import FaultPlan
+from tests.fake_discord.gateway import Gateway
+from tests.fake_discord.journal import Journal
+from tests.fake_discord.rest import API_PREFIX, RestApi
+from tests.fake_discord.state import Payload, World, now_iso
+
+STOP_CLOSE_CODE = 1001
+"""Close code for connections still open when the fake stops ("going away")."""
+
+SHUTDOWN_SECONDS = 2.0
+"""How long stopping waits for requests still in flight before cancelling them."""
+
+
+class FakeDiscord:
+    """One bot account in one guild with one text channel; users talk, the bot answers through REST.
+
+    Start it, point discord.py at `api_base` and `gateway_url`, log in with `token`. Users made with
+    `add_user` send messages with `send_message`; what the bot does lands in `posted`, `edits`, `typing`,
+    `reactions` and `requests`. `fail_next` injects REST errors; `disconnect_gateway` forces a RESUME.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host, self._port = host, port
+        self.token = f"fake-token-{secrets.token_hex(16)}"
+        self._world = World()
+        self._journal = Journal()
+        self._faults = FaultPlan()
+        self._gateway = Gateway(self._world, self._journal, self.token)
+        self._rest = RestApi(self._world, self._journal, self._gateway, self.token, self._faults)
+        self._runner: web.AppRunner | None = None
+        self._site: web.SockSite | None = None
+        self.bot_user: Payload = copy.deepcopy(self._world.bot_user)
+        self.guild_id: str = self._world.guild_id
+        self.channel_id: str = self._world.channel_id
+        # The journal's own lists, so they fill up as requests arrive.
+        self.posted: list[Payload] = self._journal.posted
+        self.edits: list[Payload] = self._journal.edits
+        self.typing: list[str] = self._journal.typing
+        self.reactions: list[tuple[str, str, str]] = self._journal.reactions
+        self.requests: list[tuple[str, str, int]] = self._journal.requests
+
+    @property
+    def address(self) -> str:
+        """host:port it listens on; only known once started, since the port is picked then."""
+        if self._runner is None:
+            raise RuntimeError("FakeDiscord is not started")
+        return f"{self._host}:{self._port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"http://{self.address}{API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.address}/gateway"
+
+    @property
+    def identify_count(self) -> int:
+        return self._journal.identify_count
+
+    @property
+    def resume_count(self) -> int:
+        return self._journal.resume_count
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway.handle)
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._rest.serve_attachment)
+        app.add_subapp(API_PREFIX, self._rest.application())
+        # Binding the socket here, rather than letting the site pick a port, tells us the port before serving.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        self._port = sock.getsockname()[1]
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+        await self._runner.setup()
+        self._site = web.SockSite(self._runner, sock)
+        await self._site.start()
+        self._gateway.url = self.gateway_url
+
+    async def stop(self) -> None:
+        if self._runner is None or self._site is None:
+            return
+        # Stop listening first, so clients that reconnect on the close below find nobody there.
+        await self._site.stop()
+        await self._gateway.close_sockets(STOP_CLOSE_CODE)
+        await self._runner.cleanup()
+        self._runner = self._site = None
+
+    def add_user(self, name: str, *, bot: bool = False) -> Payload:
+        """A new member of the guild. Not announced over the gateway: clients learn users from messages."""
+        return copy.deepcopy(self._world.add_user(name, bot=bot))
+
+    def add_text_channel(self, name: str) -> str:
+        """A second text channel, for tests that need more than one; add it before the client identifies."""
+        return str(self._world.add_text_channel(name)["id"])
+
+    async def send_message(
+        self,
+        author: Payload,
+        content: str,
+        *,
+        channel_id: str | None = None,
+        dm: bool = False,
+        mention_bot: bool = False,
+        reply_to: str | None = None,
+        webhook: bool = False,
+    ) -> Payload:
+        """A user's message: stored, dispatched as MESSAGE_CREATE to every identified session, and returned.
+
+        `mention_bot` puts the bot in `mentions` without touching `content` (write `<@bot id>` to have it
+        in the text too; that alone also mentions it). Replying pings the replied-to author, as Discord's
+        default does. `dm` sends in the author's DM channel with the bot; `webhook` sends as a webhook
+        named like the author.
+        """
+        world = self._world
+        author_id = str(author["id"])
+        if dm:
+            channel_id = world.dm_channel_for(author_id)["id"]
+        channel_id = channel_id or self.channel_id
+        if channel_id not in world.channels:
+            raise KeyError(f"unknown channel {channel_id}")
+        if reply_to is not None and reply_to not in world.messages:
+            raise KeyError(f"unknown message {reply_to} to reply to")
+        mention_ids = world.pinged_ids(author_id, content, reply_to=reply_to, allowed_mentions=None)
+        if mention_bot and world.bot_id not in mention_ids:
+            mention_ids.append(world.bot_id)
+        webhook_id = author_id if webhook else None
+        sender = {**author, "bot": True, "discriminator": "0000"} if webhook else world.users[author_id]
+        message = world.create_message(
+            channel_id, sender, content, mention_ids=mention_ids, reply_to=reply_to, webhook_id=webhook_id
+        )
+        await self._gateway.dispatch_message("MESSAGE_CREATE", message)
+        return message
+
+    async def edit_message(self, message_id: str, content: str) -> None:
+        """Changes a stored message's content and dispatches MESSAGE_UPDATE, as when a user edits."""
+        message = self._world.messages[message_id]
+        message.update(content=content, edited_timestamp=now_iso())
+        await self._gateway.dispatch_message("MESSAGE_UPDATE", copy.deepcopy(message))
+
+    async def delete_message(self, message_id: str) -> None:
+        """Forgets a stored message and dispatches MESSAGE_DELETE."""
+        await self._gateway.dispatch_message_delete(self._world.delete_message(message_id))
+
+    def message(self, message_id: str) -> Payload:
+        """The current version of a stored message (a user's or the bot's)."""
+        return copy.deepcopy(self._world.messages[message_id])
+
+    def fail_next(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float = 0.1,
+        global_: bool = False,
+    ) -> None:
+        """The next `times` REST requests with `method` whose path fully matches `path_regex` get `status`.
+
+        The path is matched without the API prefix (r"/channels/\\d+/messages") or with it. 429 answers carry
+        `Via` and `{message, retry_after, global}` so discord.py retries them; 403 is code 50013; 404 is
+        10008 (message) or 10003 (channel); 5xx a plain JSON error.
+        """
+        self._faults.add(method, path_regex, status, times=times, retry_after=retry_after, global_=global_)
+
+    async def disconnect_gateway(self, code: int = 4000) -> None:
+        """Closes every gateway connection with `code`; sessions are kept, so discord.py RESUMEs them."""
+        await self._gateway.close_sockets(code)
+
+    async def wait_for_posts(
+        self,
+        count: int,
+        *,
+        timeout: float = 30.0,
+        channel_id: str | None = None,
+    ) -> list[Payload]:
+        """The bot's posts (in `channel_id` if given), once there are at least `count` of them."""
+
+        def matching() -> list[Payload]:
+            return [post for post in self.posted if channel_id is None or post["channel_id"] == channel_id]
+
+        def describe() -> str:
+            where = f" in channel {channel_id}" if channel_id else ""
+            contents = [post.get("content", "")[:80] for post in matching()]
+            recent = self._journal.recent_requests()
+            return f"wanted {count} posts{where}, have {len(contents)}: {contents}; recent requests: {recent}"
+
+        await self._journal.wait_until(lambda: len(matching()) >= count, timeout=timeout, describe=describe)
+        return matching()
+
+    async def wait_identified(self, timeout: float = 30.0, *, count: int = 1) -> None:
+        """Returns once `count` IDENTIFYs in all were answered with READY and GUILD_CREATE."""
+
+        def describe() -> str:
+            recent = self._journal.recent_requests()
+            return f"wanted {count} IDENTIFY, have {self.identify_count}; recent requests: {recent}"
+
+        await self._journal.wait_until(lambda: self.identify_count >= count, timeout=timeout, describe=describe)
+
+    async def wait_resumed(self, timeout: float = 30.0, *, count: int = 1) -> None:
+        """Returns once `count` RESUMEs in all were answered (missed events replayed, RESUMED sent)."""
+
+        def describe() -> str:
+            return f"wanted {count} RESUME, have {self.resume_count}"
+
+        await self._journal.wait_until(lambda: self.resume_count >= count, timeout=timeout, describe=describe)
