@@ -18,6 +18,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    killed: bool = False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -59,14 +60,20 @@ class System:
     def kill(self, process: Process) -> None:
         process.popen.send_signal(signal.SIGKILL)
         process.popen.wait(timeout=10)
+        process.killed = True
 
     def stop_all(self, timeout: float = 30.0) -> dict[str, int | None]:
-        """SIGTERM to every process still running, then their exit codes (None where it had to be killed)."""
+        """SIGTERM to every process still running, then their exit codes (None where it had to be killed).
+
+        Processes the test killed on purpose are left out.
+        """
         for process in self.processes:
             if process.alive():
                 process.popen.send_signal(signal.SIGTERM)
         codes: dict[str, int | None] = {}
         for process in self.processes:
+            if process.killed:
+                continue
             try:
                 codes[process.name] = process.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

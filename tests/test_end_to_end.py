@@ -12,6 +12,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from shared.keys import Keys
+from shared.schemas import decode_job
 from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.redis_server import RedisServer
@@ -160,16 +161,28 @@ async def test_help_explains_the_commands(deployment: Deployment) -> None:
 
 
 async def test_runner_killed_mid_job_answer_arrives_exactly_once(deployment: Deployment) -> None:
-    fake, system = deployment.fake, deployment.system
-    [runner] = [p for p in system.processes if p.name.startswith("runner") and p.alive()]
+    fake, system, redis = deployment.fake, deployment.system, deployment.redis
+    for process in system.processes:
+        if process.name.startswith("runner") and process.alive():
+            process.popen.terminate()  # SIGTERM: it stops claiming and exits cleanly
+            assert process.popen.wait(timeout=30) == 0
+            assert "stopped: answered=" in process.log()
+    # Long answers, so the kill lands while the model generates.
+    victim = system.start("runner", MAX_NEW_TOKENS="400")
+    await system.wait_for_log(victim, "taking jobs", timeout=120)
+    victim_id = victim.log().split("runner ")[-1].split(" taking jobs")[0]
+
     kim = await deployment.opt_in("kim")
-    question = await fake.send_message(kim, "Hey Llama, " + "tell me a very long story about trains. " * 20)
-    await system.wait_for_log(runner, f"job {question['id']} of user {kim['id']} claimed", timeout=30)
-    system.kill(runner)
-    assert replies_to(fake, question["id"]) == []  # killed before it could answer
+    question = await fake.send_message(kim, "Hey Llama, tell me a very long story about trains.")
+    await system.wait_for_log(victim, f"job {question['id']} of user {kim['id']} claimed", timeout=30)
+    system.kill(victim)
+    held = await redis.lrange(KEYS.processing(victim_id), 0, -1)
+    assert [decode_job(raw)["id"] for raw in held] == [question["id"]], "killed after it answered: no test"
+    assert replies_to(fake, question["id"]) == []
 
     successor = system.start("runner")
     await wait_reply(fake, question["id"], timeout=90)
-    await system.wait_for_log(successor, "requeued 1 jobs")
+    await system.wait_for_log(successor, f"runner {victim_id} is gone: requeued 1 jobs")
     await asyncio.sleep(1.0)  # room for a duplicate to show up, were there one
     assert len(replies_to(fake, question["id"])) == 1
+    assert not await redis.exists(KEYS.processing(victim_id))
