@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 
 import discord
 from redis.asyncio import Redis
 
-from bot.commands import Command, forget_text, help_text, optin_text, optout_text, parse_command
+from bot.admin import run_admin_command
+from bot.commands import ADMIN_COMMANDS, Command, forget_text, help_text, optin_text, optout_text, parse_command
 from bot.relevance import MessageFacts, addressed_text
 from shared.consent import ConsentRegistry
 from shared.job_queue import EnqueueResult, JobQueue, QueuePolicy
 from shared.keys import Keys
+from shared.queue_inspection import QueueInspection
 from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
 from shared.schemas import Job
 from shared.settings import Settings
@@ -23,6 +26,9 @@ TAKEN_EMOJI = "👀"
 """Reaction meaning "your message is being answered"."""
 WAITING_EMOJI = "⏳"
 """Reaction meaning "your message waits behind your earlier ones"."""
+
+RECENT_MESSAGES_KEPT = 10_000
+"""Accepted message ids remembered (in memory only) so that their edits and deletions reach the queue."""
 
 BUSY_TEXT = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
 
@@ -39,11 +45,10 @@ class LlamaBot(discord.Client):
         self.settings = settings
         self.redis: Redis = create_redis(settings)
         keys = Keys()
-        self.queue = JobQueue(self.redis, keys, QueuePolicy(
-            max_pending_per_user=settings.max_pending_per_user, max_attempts=settings.max_attempts,
-            history_max_turns=settings.history_max_turns, history_ttl_s=settings.history_ttl_s,
-        ))
+        self.queue = JobQueue(self.redis, keys, QueuePolicy.from_settings(settings))
         self.consent = ConsentRegistry(self.redis, keys)
+        self.inspection = QueueInspection(self.redis, keys)
+        self.recent: OrderedDict[int, str] = OrderedDict()
         self.accepted = 0
 
     async def setup_hook(self) -> None:
@@ -91,6 +96,8 @@ class LlamaBot(discord.Client):
             elif command is Command.FORGET:
                 opted_in = await self.consent.is_opted_in(user_id)
                 text = forget_text(opted_in, opted_in and await self.consent.forget(user_id))
+            elif command in ADMIN_COMMANDS:
+                text = await run_admin_command(command, message, self.inspection, self.settings.admin_user_ids)
             else:
                 text = help_text(prefix, wake_words)
         except REDIS_DOWN_ERRORS:
@@ -135,14 +142,47 @@ class LlamaBot(discord.Client):
                 "Please wait for my replies before sending more; I haven't queued this one."
             ))
             return
+        if result.status == "rate_limited":
+            await self.reply(message, (
+                f"You're sending messages faster than I can answer ({result.waiting} this minute). "
+                "Please slow down; I haven't queued this one."
+            ))
+            return
         if result.status not in ("queued", "pending"):
             return
         self.accepted += 1
+        self.remember(message)
         if truncated:
             await self.reply(message, (
                 f"Your message is long, so I only read its first {self.settings.max_input_chars} characters."
             ))
         await self.react(message, TAKEN_EMOJI if result.status == "queued" else WAITING_EMOJI)
+
+    def remember(self, message: discord.Message) -> None:
+        self.recent[message.id] = str(message.author.id)
+        if len(self.recent) > RECENT_MESSAGES_KEPT:
+            self.recent.popitem(last=False)
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        user_id = self.recent.get(payload.message_id)
+        if user_id is None or self.user is None:
+            return
+        question = addressed_text(self.facts_of(payload.message), self.settings.wake_words)
+        await self.revise(user_id, payload.message_id, question[: self.settings.max_input_chars] if question else None)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        user_id = self.recent.pop(payload.message_id, None)
+        if user_id is not None:
+            await self.revise(user_id, payload.message_id, None)
+
+    async def revise(self, user_id: str, message_id: int, question: str | None) -> None:
+        """An edit changes a message that still waits; a deletion (or an edit that drops the address) withdraws it."""
+        try:
+            outcome = await self.queue.revise(user_id, str(message_id), question)
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable: edit of message %s not applied", message_id)
+            return
+        log.info("message %s of user %s %s: %s", message_id, user_id, "edited" if question else "withdrawn", outcome)
 
     async def reply(self, message: discord.Message, text: str) -> None:
         try:

@@ -11,6 +11,13 @@ class Command(Enum):
     OPTOUT = "optout"
     FORGET = "forget"
     HELP = "help"
+    # Operator commands: server administrators and ADMIN_USER_IDS only.
+    STATS = "stats"
+    DEAD = "dead"
+    REPLAY = "replay"
+
+
+ADMIN_COMMANDS = frozenset({Command.STATS, Command.DEAD, Command.REPLAY})
 
 
 def parse_command(content: str, prefix: str) -> Command | None:
@@ -37,7 +44,9 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         "by replying to one of my messages, or in a DM.\n"
         f"`{prefix}forget` — erase our conversation history (you stay opted in).\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
-        f"`{prefix}help` — this message."
+        f"`{prefix}help` — this message.\n"
+        f"Administrators: `{prefix}stats` (queue figures), `{prefix}dead` (failed messages), "
+        f"`{prefix}replay <id>` (retry a failed message)."
     )
 
 

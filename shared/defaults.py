@@ -35,6 +35,9 @@ DEFAULT_HISTORY_TTL_DAYS = 30.0
 DEFAULT_MAX_PENDING_PER_USER = 3
 """Messages a user may have waiting behind the one being answered."""
 
+DEFAULT_RATE_LIMIT_PER_MINUTE = 10
+"""Messages a user may have accepted per minute; past it they are told to slow down."""
+
 DEFAULT_MAX_ATTEMPTS = 3
 """Tries per job before it is dead-lettered and the user gets an apology."""
 

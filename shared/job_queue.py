@@ -13,8 +13,10 @@ from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Job, Response, Turn, decode_job, encode
 from shared.scripts import Scripts
+from shared.settings import Settings
 
-EnqueueStatus = Literal["queued", "pending", "full", "duplicate", "not_opted_in"]
+EnqueueStatus = Literal["queued", "pending", "full", "rate_limited", "duplicate", "not_opted_in"]
+ReviseOutcome = Literal["revised", "withdrawn", "started"]
 FailOutcome = Literal["retry", "dead", "gone"]
 
 APOLOGY_TEXT = "Sorry, I couldn't answer that message: something went wrong on my side. Please try again later."
@@ -46,6 +48,15 @@ class QueuePolicy:
     history_max_turns: int = defaults.DEFAULT_HISTORY_MAX_TURNS
     history_ttl_s: int = int(defaults.DEFAULT_HISTORY_TTL_DAYS * 86400)
     seen_ttl_s: int = defaults.DEFAULT_SEEN_TTL_S
+    rate_limit_per_minute: int = defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> QueuePolicy:
+        return cls(
+            max_pending_per_user=settings.max_pending_per_user, max_attempts=settings.max_attempts,
+            history_max_turns=settings.history_max_turns, history_ttl_s=settings.history_ttl_s,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+        )
 
 
 class JobQueue:
@@ -60,7 +71,7 @@ class JobQueue:
     async def enqueue(self, job: Job) -> EnqueueResult:
         k, user = self._keys, job["user_id"]
         status, waiting = await self._scripts.enqueue(
-            keys=[k.optin, k.inflight(user), k.pending(user), k.query, k.seen(user)],
+            keys=[k.optin, k.inflight(user), k.pending(user), k.query, k.seen(user), k.rate(user)],
             args=[
                 user,
                 job["id"],
@@ -68,9 +79,18 @@ class JobQueue:
                 time.time(),
                 self._policy.max_pending_per_user,
                 self._policy.seen_ttl_s,
+                self._policy.rate_limit_per_minute,
             ],
         )
         return EnqueueResult(status=status, waiting=int(waiting))
+
+    async def revise(self, user_id: str, job_id: str, content: str | None) -> ReviseOutcome:
+        """Applies an edit (new content) or a deletion (None) to a message still waiting for its turn."""
+        k = self._keys
+        outcome: ReviseOutcome = await self._scripts.revise(
+            keys=[k.inflight(user_id), k.pending(user_id), k.query], args=[job_id, content or ""]
+        )
+        return outcome
 
     async def claim(self, runner_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S) -> ClaimedJob | None:
         """Blocks up to `timeout_s` for the oldest job and moves it into this runner's list."""

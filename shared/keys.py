@@ -34,9 +34,19 @@ class Keys:
         """Message ids of the user already accepted, so a gateway replay is not queued twice."""
         return f"{self.prefix}seen:{user_id}"
 
+    def rate(self, user_id: str) -> str:
+        """Count of the user's messages accepted in the current minute."""
+        return f"{self.prefix}rate:{user_id}"
+
     def user_keys(self, user_id: str) -> list[str]:
         """Every key that holds data about one user (what `!optout` erases)."""
-        return [self.history(user_id), self.inflight(user_id), self.pending(user_id), self.seen(user_id)]
+        return [
+            self.history(user_id),
+            self.inflight(user_id),
+            self.pending(user_id),
+            self.seen(user_id),
+            self.rate(user_id),
+        ]
 
     # Shared keys.
     @property

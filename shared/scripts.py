@@ -8,7 +8,9 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_SCRIPT_NAMES = ("enqueue", "complete", "fail", "reap_runner", "reap_updater", "release", "optout")
+_SCRIPT_NAMES = (
+    "enqueue", "complete", "fail", "reap_runner", "reap_updater", "release", "optout", "revise", "replay",
+)
 
 
 def _source(name: str) -> str:
@@ -28,6 +30,8 @@ class Scripts:
     reap_updater: AsyncScript
     release: AsyncScript
     optout: AsyncScript
+    revise: AsyncScript
+    replay: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -46,6 +46,8 @@ class Settings:
     history_max_turns: int = defaults.DEFAULT_HISTORY_MAX_TURNS
     history_ttl_days: float = defaults.DEFAULT_HISTORY_TTL_DAYS
     max_pending_per_user: int = defaults.DEFAULT_MAX_PENDING_PER_USER
+    rate_limit_per_minute: int = defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
+    admin_user_ids: frozenset[str] = frozenset()
     max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
     heartbeat_ttl_s: float = defaults.DEFAULT_HEARTBEAT_TTL_S
     batch_size: int = defaults.DEFAULT_BATCH_SIZE
@@ -133,6 +135,10 @@ def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
         history_max_turns=get("HISTORY_MAX_TURNS", _bounded(int, 0, 1000), defaults.DEFAULT_HISTORY_MAX_TURNS),
         history_ttl_days=get("HISTORY_TTL_DAYS", _bounded(float, 0.0, 3650.0), defaults.DEFAULT_HISTORY_TTL_DAYS),
         max_pending_per_user=get("MAX_PENDING_PER_USER", _bounded(int, 0, 100), defaults.DEFAULT_MAX_PENDING_PER_USER),
+        rate_limit_per_minute=get(
+            "RATE_LIMIT_PER_MINUTE", _bounded(int, 1, 10_000), defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
+        ),
+        admin_user_ids=get("ADMIN_USER_IDS", _id_set, frozenset()),
         max_attempts=get("MAX_ATTEMPTS", _bounded(int, 1, 100), defaults.DEFAULT_MAX_ATTEMPTS),
         heartbeat_ttl_s=get("HEARTBEAT_TTL_S", _bounded(float, 1.0, 3600.0), defaults.DEFAULT_HEARTBEAT_TTL_S),
         batch_size=get("BATCH_SIZE", _bounded(int, 1, 1024), defaults.DEFAULT_BATCH_SIZE),
@@ -192,6 +198,13 @@ def _word_list(raw: str) -> tuple[str, ...]:
     if not words:
         raise ValueError("expected a comma-separated list of words")
     return words
+
+
+def _id_set(raw: str) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if not all(part.isdigit() for part in ids):
+        raise ValueError("expected comma-separated Discord user ids (numbers)")
+    return ids
 
 
 def _redis_url(raw: str) -> str:

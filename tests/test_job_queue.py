@@ -114,7 +114,7 @@ async def test_keys_left_after_a_full_job_are_exactly_the_users_state(
     await responses.record_posted(posted.response["job_id"], 0, "555")
     await responses.ack("u1", posted)
     assert sorted(await redis.keys("*")) == sorted(
-        [keys.optin, keys.history("1"), keys.seen("1"), keys.posted(claimed.job["id"])]
+        [keys.optin, keys.history("1"), keys.seen("1"), keys.rate("1"), keys.posted(claimed.job["id"])]
     )
 
 

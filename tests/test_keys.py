@@ -19,7 +19,7 @@ def test_every_per_user_builder_is_in_user_keys() -> None:
     k = Keys()
     per_user = [name for name, fn in inspect.getmembers(Keys, inspect.isfunction)
                 if list(inspect.signature(fn).parameters) == ["self", "user_id"] and name != "user_keys"]
-    assert sorted(per_user) == ["history", "inflight", "pending", "seen"]
+    assert sorted(per_user) == ["history", "inflight", "pending", "rate", "seen"]
     assert sorted(k.user_keys("42")) == sorted(getattr(k, name)("42") for name in per_user)
 
 
