@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Literal, NotRequired, TypedDict, cast
 
 from shared.errors import JobPayloadError
@@ -45,8 +46,8 @@ class Response(TypedDict):
     completed_at: float
 
 
-_JOB_FIELDS = {"id": str, "user_id": str, "channel_id": str, "content": str, "attempts": int}
-_RESPONSE_FIELDS = {"job_id": str, "user_id": str, "channel_id": str, "kind": str, "content": str}
+_JOB_FIELDS: dict[str, type] = {"id": str, "user_id": str, "channel_id": str, "content": str, "attempts": int}
+_RESPONSE_FIELDS: dict[str, type] = {"job_id": str, "user_id": str, "channel_id": str, "kind": str, "content": str}
 
 
 def encode(payload: Job | Response) -> str:
@@ -61,7 +62,7 @@ def decode_response(raw: str | bytes) -> Response:
     return cast(Response, _decode(raw, _RESPONSE_FIELDS, "response"))
 
 
-def _decode(raw: str | bytes, required: dict[str, type], what: str) -> dict[str, object]:
+def _decode(raw: str | bytes, required: Mapping[str, type], what: str) -> dict[str, object]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
