@@ -13,9 +13,10 @@ from redis.asyncio import Redis
 
 from runner.engine import Engine, GenerationRequest, GenerationResult
 from shared.heartbeat import Heartbeat
-from shared.job_queue import ClaimedJob, JobQueue, QueuePolicy
+from shared.job_queue import ClaimedJob, Completion, JobQueue, QueuePolicy
 from shared.keys import Keys
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
+from shared.schemas import Turn
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,7 @@ class Runner:
         self.engine = engine
         self.worker_id = worker_id
         keys = Keys()
-        self.queue = JobQueue(redis, keys, QueuePolicy(
-            max_pending_per_user=settings.max_pending_per_user, max_attempts=settings.max_attempts,
-            history_max_turns=settings.history_max_turns, history_ttl_s=settings.history_ttl_s,
-        ))
+        self.queue = JobQueue(redis, keys, QueuePolicy.from_settings(settings))
         self.heartbeat = Heartbeat(redis, keys, "runner", worker_id, settings.heartbeat_ttl_s)
         self.stats = RunnerStats()
 
@@ -77,25 +75,41 @@ class Runner:
                 await self.answer_batch(batch)
 
     async def claim_batch(self) -> list[ClaimedJob]:
+        """Every job waiting, up to the batch size; if none waits, the next one to arrive, alone.
+
+        A job that finds the runner idle starts at once rather than wait for company: those arriving while
+        it runs make up the next batch. Checking before blocking keeps that check off the job's path.
+        """
+        waiting = await self.queue.claim_waiting(self.worker_id, self.settings.batch_size)
+        if waiting:
+            return waiting
         first = await self.queue.claim(self.worker_id)
-        if first is None:
-            return []
-        return [first, *await self.queue.claim_waiting(self.worker_id, self.settings.batch_size - 1)]
+        return [] if first is None else [first]
 
     async def answer_batch(self, batch: list[ClaimedJob]) -> None:
+        """Generates a batch; its histories are read, and its answers stored, in one round trip each."""
         for claimed in batch:
             log.info("job %s of user %s claimed (attempt %d)", claimed.job["id"], claimed.job["user_id"],
                      claimed.job["attempts"] + 1)
-        requests = [await self._retry(lambda c=c: self.request_for(c)) for c in batch]
+        histories = await self._retry(lambda: self.queue.histories([c.job["user_id"] for c in batch]))
+        requests = [self.request_for(c, history) for c, history in zip(batch, histories, strict=True)]
         results = await asyncio.to_thread(self.engine.generate, requests)
+        answered = [(c, r) for c, r in zip(batch, results, strict=True) if r.text is not None]
         for claimed, result in zip(batch, results, strict=True):
-            await self._retry(lambda c=claimed, r=result: self.finish(c, r))
+            if result.text is None:
+                await self._retry(lambda c=claimed, r=result: self.record_failure(c, r))
+        completions = [
+            Completion(c, (r.text or "").strip() or EMPTY_ANSWER_TEXT, c.job["content"]) for c, r in answered
+        ]
+        done = await self._retry(lambda: self.queue.complete_many(self.worker_id, completions))
+        for (claimed, result), completed in zip(answered, done, strict=True):
+            self.record_answer(claimed, result, completed)
 
-    async def request_for(self, claimed: ClaimedJob) -> GenerationRequest:
+    def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
         job = claimed.job
         return GenerationRequest(
             job_id=job["id"],
-            history=await self.queue.history(job["user_id"]),
+            history=history,
             message=job["content"],
             max_new_tokens=job.get("max_new_tokens", self.settings.max_new_tokens),
             temperature=job.get("temperature", self.settings.temperature),
@@ -103,21 +117,21 @@ class Runner:
             repetition_penalty=self.settings.repetition_penalty,
         )
 
-    async def finish(self, claimed: ClaimedJob, result: GenerationResult) -> None:
+    async def record_failure(self, claimed: ClaimedJob, result: GenerationResult) -> None:
         job = claimed.job
-        if result.text is None:
-            outcome = await self.queue.fail(self.worker_id, claimed, result.error or "generation failed")
-            self.stats.failed += 1
-            log.warning("job %s of user %s failed (%s): %s", job["id"], job["user_id"], result.error, outcome)
-            return
-        answer = result.text.strip() or EMPTY_ANSWER_TEXT
-        if await self.queue.complete(self.worker_id, claimed, answer, job["content"]):
-            self.stats.answered += 1
-            self.stats.new_tokens += result.new_tokens
-            log.info("job %s of user %s answered: %d new tokens, %.2f s after it was queued",
-                     job["id"], job["user_id"], result.new_tokens, time.time() - job["enqueued_at"])
-        else:
+        outcome = await self.queue.fail(self.worker_id, claimed, result.error or "generation failed")
+        self.stats.failed += 1
+        log.warning("job %s of user %s failed (%s): %s", job["id"], job["user_id"], result.error, outcome)
+
+    def record_answer(self, claimed: ClaimedJob, result: GenerationResult, completed: bool) -> None:
+        job = claimed.job
+        if not completed:
             log.warning("job %s was taken back from this runner before it finished; answer dropped", job["id"])
+            return
+        self.stats.answered += 1
+        self.stats.new_tokens += result.new_tokens
+        log.info("job %s of user %s answered: %d new tokens, %.3f s after it was queued",
+                 job["id"], job["user_id"], result.new_tokens, time.time() - job["enqueued_at"])
 
     async def _keep_alive(self, stop: asyncio.Event) -> None:
         """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this)."""

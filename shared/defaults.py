@@ -56,6 +56,16 @@ DEFAULT_SEEN_TTL_S = 24 * 3600
 DEFAULT_BATCH_SIZE = 1
 """Jobs a runner generates together."""
 
+DEFAULT_UPDATER_CONCURRENCY = 8
+"""Responses one updater posts at the same time (the parts of one answer still go one after another)."""
+
+DEFAULT_DISCORD_REQUESTS_PER_S = 40.0
+"""Discord requests per second that all updaters together may make; Discord allows 50 per bot, and the
+bot process keeps the rest for its reactions and command replies."""
+
+DEFAULT_REACTIONS_PER_S = 5.0
+"""Most 👀/⏳ reactions the bot adds per second; past it a message simply gets no reaction."""
+
 DEFAULT_MAX_INPUT_CHARS = 4000
 """Longer messages are truncated (with a note) before they are queued."""
 

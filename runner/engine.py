@@ -1,0 +1,71 @@
+"""What the worker loop asks of a model: batched generation requests in, one result per request out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.schemas import Turn
+from shared.settings import Settings
+
+GENERATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
+"""What generation raises for one bad input (out of memory, invalid settings, token ids out of range).
+
+Caught per batch, so that one job's failure does not take down the others or the runner.
+"""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One job's generation: its user's earlier turns (oldest first), the new message and sampling settings."""
+
+    job_id: str
+    history: Sequence[Turn]
+    message: str
+    max_new_tokens: int
+    temperature: float  # 0 means greedy
+    top_p: float
+    repetition_penalty: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The answer to one request; `text` is None and `error` says why (no secrets, no prompt text) on failure."""
+
+    job_id: str
+    text: str | None
+    error: str | None
+    prompt_tokens: int
+    new_tokens: int  # tokens generated, the end-of-sequence one included
+
+    @classmethod
+    def failed(cls, job_id: str, error: str, prompt_tokens: int = 0) -> GenerationResult:
+        return cls(job_id=job_id, text=None, error=error, prompt_tokens=prompt_tokens, new_tokens=0)
+
+
+class Engine(Protocol):
+    description: str
+    """One line for logs, e.g. "model=HuggingFaceTB/SmolLM2-135M-Instruct device=cpu dtype=bfloat16"."""
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Blocks until every request is answered; results come in the order of `requests`.
+
+        A request that cannot be answered gets a result with `error` set; the others are unaffected.
+        """
+        ...
+
+
+def load_engine(settings: Settings) -> Engine:
+    """The engine for settings.model; raises ModelLoadError with a one-line reason."""
+    from runner.model_source import parse_echo_model, resolve_model
+
+    echo_delay_s = parse_echo_model(settings.model)
+    if echo_delay_s is not None:
+        from runner.echo_engine import EchoEngine
+
+        return EchoEngine(delay_s=echo_delay_s)
+
+    from runner.transformers_engine import TransformersEngine
+
+    return TransformersEngine.load(resolve_model(settings), settings)
