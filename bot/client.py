@@ -16,6 +16,7 @@ from shared.consent import ConsentRegistry
 from shared.job_queue import EnqueueResult, JobQueue, QueuePolicy
 from shared.keys import Keys
 from shared.queue_inspection import QueueInspection
+from shared.rate_limit import RequestBudget
 from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
 from shared.schemas import Job
 from shared.settings import Settings
@@ -49,6 +50,9 @@ class LlamaBot(discord.Client):
         self.consent = ConsentRegistry(self.redis, keys)
         self.inspection = QueueInspection(self.redis, keys)
         self.recent: OrderedDict[int, str] = OrderedDict()
+        # Reactions are a nicety: past this budget they are skipped, so that the bot's requests and the
+        # updaters' (DISCORD_REQUESTS_PER_S) together stay under Discord's global limit.
+        self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
         self.accepted = 0
 
     async def setup_hook(self) -> None:
@@ -194,6 +198,9 @@ class LlamaBot(discord.Client):
             log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
 
     async def react(self, message: discord.Message, emoji: str) -> None:
+        if self.reactions is None or not self.reactions.try_take():
+            log.debug("no reaction to message %s: over the reaction budget", message.id)
+            return
         try:
             await message.add_reaction(emoji)
         except discord.HTTPException as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -74,30 +75,25 @@ class Runner:
             if batch:
                 await self.answer_batch(batch)
 
-    async def claim_batch(self) -> list[ClaimedJob]:
-        """Every job waiting, up to the batch size; if none waits, the next one to arrive, alone.
+    async def claim_batch(self) -> list[tuple[ClaimedJob, list[Turn]]]:
+        """The oldest job (waiting up to ~2 s for one) and every other one waiting, up to the batch size.
 
-        A job that finds the runner idle starts at once rather than wait for company: those arriving while
-        it runs make up the next batch. Checking before blocking keeps that check off the job's path.
+        A job that finds the runner idle starts at once, with whatever arrived alongside it, rather than
+        wait for company: those arriving while it runs make up the next batch.
         """
-        waiting = await self.queue.claim_waiting(self.worker_id, self.settings.batch_size)
-        if waiting:
-            return waiting
-        first = await self.queue.claim(self.worker_id)
-        return [] if first is None else [first]
+        return await self.queue.claim_batch(self.worker_id, self.settings.batch_size)
 
-    async def answer_batch(self, batch: list[ClaimedJob]) -> None:
-        """Generates a batch; its histories are read, and its answers stored, in one round trip each."""
-        for claimed in batch:
+    async def answer_batch(self, batch: list[tuple[ClaimedJob, list[Turn]]]) -> None:
+        """Generates a batch; its answers are stored in one round trip (each job's completion still atomic)."""
+        for claimed, _ in batch:
             log.info("job %s of user %s claimed (attempt %d)", claimed.job["id"], claimed.job["user_id"],
                      claimed.job["attempts"] + 1)
-        histories = await self._retry(lambda: self.queue.histories([c.job["user_id"] for c in batch]))
-        requests = [self.request_for(c, history) for c, history in zip(batch, histories, strict=True)]
-        results = await asyncio.to_thread(self.engine.generate, requests)
-        answered = [(c, r) for c, r in zip(batch, results, strict=True) if r.text is not None]
-        for claimed, result in zip(batch, results, strict=True):
+        results = await asyncio.to_thread(self.engine.generate, [self.request_for(c, h) for c, h in batch])
+        jobs = [claimed for claimed, _ in batch]
+        answered = [(c, r) for c, r in zip(jobs, results, strict=True) if r.text is not None]
+        for claimed, result in zip(jobs, results, strict=True):
             if result.text is None:
-                await self._retry(lambda c=claimed, r=result: self.record_failure(c, r))
+                await self._retry(functools.partial(self.record_failure, claimed, result))
         completions = [
             Completion(c, (r.text or "").strip() or EMPTY_ANSWER_TEXT, c.job["content"]) for c, r in answered
         ]

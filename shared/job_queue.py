@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from redis.asyncio import Redis
 
 from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Job, Response, Turn, decode_job, encode
-from shared.scripts import Scripts
+from shared.scripts import ScriptCall, Scripts, command_then_script, run_pipelined
 from shared.settings import Settings
 
 EnqueueStatus = Literal["queued", "pending", "full", "rate_limited", "duplicate", "not_opted_in"]
@@ -39,6 +40,14 @@ class ClaimedJob:
 
     raw: str
     job: Job
+
+
+class Completion(NamedTuple):
+    """A claimed job's answer, and the user's turn to store with it in their history."""
+
+    claimed: ClaimedJob
+    answer: str
+    user_turn: str
 
 
 @dataclass(frozen=True)
@@ -98,51 +107,72 @@ class JobQueue:
         return None if raw is None else ClaimedJob(raw=raw, job=decode_job(raw))
 
     async def claim_waiting(self, runner_id: str, limit: int) -> list[ClaimedJob]:
-        """Takes up to `limit` more jobs that are already waiting, without blocking."""
-        claimed = []
-        for _ in range(limit):
-            raw = await self._redis.lmove(self._keys.query, self._keys.processing(runner_id), "RIGHT", "LEFT")
-            if raw is None:
-                break
-            claimed.append(ClaimedJob(raw=raw, job=decode_job(raw)))
-        return claimed
+        """Takes up to `limit` more jobs that are already waiting, without blocking, in one round trip."""
+        if limit < 1:
+            return []
+        k = self._keys
+        flat = await self._scripts.claim_waiting(keys=[k.query, k.processing(runner_id)], args=[limit, "", ""])
+        return [claimed for claimed, _ in _claimed_with_turns(flat)]
+
+    async def claim_batch(
+        self, runner_id: str, limit: int, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
+    ) -> list[tuple[ClaimedJob, list[Turn]]]:
+        """Blocks up to `timeout_s` for the oldest job, then takes up to `limit` - 1 more already waiting; each
+        with its user's history. One round trip, however many jobs: the claim and the script go pipelined.
+        """
+        k = self._keys
+        first, flat = await command_then_script(
+            self._redis,
+            ("BLMOVE", k.query, k.processing(runner_id), "RIGHT", "LEFT", timeout_s),
+            self._scripts.claim_waiting,
+            ([k.query, k.processing(runner_id)], [limit - 1, k.history_prefix, "1"]),
+        )
+        head, head_turns, more = flat[0], flat[1], _claimed_with_turns(flat[2:])
+        if first is None:
+            return more  # BLMOVE timed out: the head of our list, if any, is not a job it moved
+        claimed = ClaimedJob(raw=first, job=decode_job(first))
+        # Only this runner adds to its list, so the head is the job BLMOVE moved; checked all the same.
+        turns = _turns(head_turns) if head == first else await self.history(claimed.job["user_id"])
+        return [(claimed, turns), *more]
 
     async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
         """Publishes the answer and records the exchange; False if the job was no longer this runner's."""
-        k, job = self._keys, claimed.job
+        keys, args = self._complete_call(runner_id, Completion(claimed, answer, user_turn))
+        return bool(await self._scripts.complete(keys=keys, args=args))
+
+    async def complete_many(self, runner_id: str, completions: Sequence[Completion]) -> list[bool]:
+        """complete() for a whole batch in one round trip; each job's completion is still atomic on its own."""
+        calls = [self._complete_call(runner_id, completion) for completion in completions]
+        return [bool(done) for done in await run_pipelined(self._redis, self._scripts.complete, calls)]
+
+    def _complete_call(self, runner_id: str, completion: Completion) -> ScriptCall:
+        k, job = self._keys, completion.claimed.job
         user = job["user_id"]
+        now = time.time()
         response: Response = {
             "job_id": job["id"],
             "user_id": user,
             "channel_id": job["channel_id"],
             "kind": "answer",
-            "content": answer,
+            "content": completion.answer,
             "enqueued_at": job["enqueued_at"],
-            "completed_at": time.time(),
+            "completed_at": now,
         }
-        done = await self._scripts.complete(
-            keys=[
-                k.processing(runner_id),
-                k.inflight(user),
-                k.pending(user),
-                k.query,
-                k.response,
-                k.history(user),
-                k.optin,
-            ],
-            args=[
-                claimed.raw,
-                job["id"],
-                user,
-                encode(response),
-                user_turn,
-                answer,
-                self._policy.history_max_turns,
-                self._policy.history_ttl_s,
-                time.time(),
-            ],
-        )
-        return bool(done)
+        keys = [
+            k.processing(runner_id), k.inflight(user), k.pending(user), k.query, k.response, k.history(user), k.optin,
+        ]
+        args: list[str | int | float] = [
+            completion.claimed.raw,
+            job["id"],
+            user,
+            encode(response),
+            completion.user_turn,
+            completion.answer,
+            self._policy.history_max_turns,
+            self._policy.history_ttl_s,
+            now,
+        ]
+        return keys, args
 
     async def fail(self, runner_id: str, claimed: ClaimedJob, reason: str) -> FailOutcome:
         """Counts a failed try: the job is retried later, or dead-lettered with an apology."""
@@ -191,11 +221,20 @@ class JobQueue:
         )
 
     async def history(self, user_id: str) -> list[Turn]:
-        raw = await self._redis.hget(self._keys.history(user_id), "turns")
-        if not raw:
-            return []
-        turns: list[Turn] = json.loads(raw)
-        return turns
+        return _turns(await self._redis.hget(self._keys.history(user_id), "turns"))
 
     async def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
         return [json.loads(raw) for raw in await self._redis.lrange(self._keys.dead, 0, limit - 1)]
+
+
+def _claimed_with_turns(flat: list[str]) -> list[tuple[ClaimedJob, list[Turn]]]:
+    """Pairs the claim_waiting script's flat {job, turns, ...} answer."""
+    pairs = zip(flat[::2], flat[1::2], strict=True)
+    return [(ClaimedJob(raw=raw, job=decode_job(raw)), _turns(turns)) for raw, turns in pairs]
+
+
+def _turns(raw: str | None) -> list[Turn]:
+    if not raw:
+        return []
+    turns: list[Turn] = json.loads(raw)
+    return turns

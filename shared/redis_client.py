@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -18,6 +18,9 @@ from shared.settings import Settings
 SOCKET_TIMEOUT_S = DEFAULT_BLOCK_TIMEOUT_S + 8.0
 """Longer than any blocking Redis call, so a blocked BLMOVE never looks like a dead socket."""
 
+MAX_CONNECTIONS = 64
+"""Connections one process opens at most; further calls wait (up to SOCKET_TIMEOUT_S) for a free one."""
+
 REDIS_DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 """What a Redis call raises while the server is unreachable; loops retry these and nothing else."""
 
@@ -25,8 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def create_redis(settings: Settings) -> Redis:
-    return Redis.from_url(
+    # A blocking pool: past MAX_CONNECTIONS a call waits for a free connection. redis-py's default pool
+    # raises MaxConnectionsError (a ConnectionError) instead, which a burst of messages turned into
+    # "Redis is unreachable" for most of them.
+    pool = BlockingConnectionPool.from_url(
         settings.redis_url.reveal(),
+        max_connections=MAX_CONNECTIONS,
+        timeout=SOCKET_TIMEOUT_S,
         decode_responses=True,
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=5.0,
@@ -34,6 +42,7 @@ def create_redis(settings: Settings) -> Redis:
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 class Backoff:

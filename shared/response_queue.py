@@ -9,13 +9,20 @@ from redis.asyncio import Redis
 from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Response, decode_response
-from shared.scripts import Scripts
+from shared.scripts import Scripts, command_then_script
 
 
 @dataclass(frozen=True)
 class ClaimedResponse:
     raw: str
     response: Response
+
+
+@dataclass(frozen=True)
+class PostingState:
+    opted_in: bool
+    posted: dict[int, str]
+    """Parts of the job's answer already on Discord: part index -> Discord message id."""
 
 
 class ResponseQueue:
@@ -31,13 +38,34 @@ class ResponseQueue:
         raw = await self._redis.blmove(self._keys.response, self._keys.posting(updater_id), timeout_s, "RIGHT", "LEFT")
         return None if raw is None else ClaimedResponse(raw=raw, response=decode_response(raw))
 
+    async def claim_with_state(
+        self, updater_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
+    ) -> tuple[ClaimedResponse, PostingState] | None:
+        """claim(), and the response's posting_state(), in one round trip (the claim and a script, pipelined)."""
+        k = self._keys
+        raw, (head, opted_in, parts) = await command_then_script(
+            self._redis,
+            ("BLMOVE", k.response, k.posting(updater_id), "RIGHT", "LEFT", timeout_s),
+            self._scripts.posting_state,
+            ([k.posting(updater_id), k.optin], [k.posted("")]),
+        )
+        if raw is None:
+            return None
+        claimed = ClaimedResponse(raw=raw, response=decode_response(raw))
+        if head != raw:  # only this updater adds to its list, so this is not expected; checked all the same
+            return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
+        return claimed, PostingState(opted_in=bool(opted_in), posted=_parts(parts))
+
     async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
         await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
 
-    async def posted_parts(self, job_id: str) -> dict[int, str]:
-        """Parts of a job's answer already on Discord: part index -> Discord message id."""
-        parts = await self._redis.hgetall(self._keys.posted(job_id))
-        return {int(index): message_id for index, message_id in parts.items()}
+    async def posting_state(self, job_id: str, user_id: str) -> PostingState:
+        """Whether the user still wants answers, and what of this job is already posted, in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(self._keys.optin, user_id)
+            pipe.hgetall(self._keys.posted(job_id))
+            opted_in, parts = await pipe.execute()
+        return PostingState(opted_in=bool(opted_in), posted={int(i): message_id for i, message_id in parts.items()})
 
     async def record_posted(self, job_id: str, index: int, message_id: str) -> None:
         key = self._keys.posted(job_id)
@@ -45,6 +73,10 @@ class ResponseQueue:
             pipe.hset(key, str(index), message_id)
             pipe.expire(key, self._posted_ttl_s)
             await pipe.execute()
+
+    async def updater_count(self) -> int:
+        """Updaters registered (alive, or dead and not yet reaped): how many share Discord's request budget."""
+        return int(await self._redis.scard(self._keys.workers("updater")))
 
     async def reap(self, updater_id: str) -> int | None:
         """Returns a dead updater's claimed responses to the list; None if it is alive."""
@@ -63,3 +95,8 @@ class ResponseQueue:
                 args=[updater_id],
             )
         )
+
+
+def _parts(flat: list[str]) -> dict[int, str]:
+    """A flat HGETALL answer from a script ({index, message id, ...}) as part index -> message id."""
+    return {int(index): message_id for index, message_id in zip(flat[::2], flat[1::2], strict=True)}

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 _SCRIPT_NAMES = (
     "enqueue", "complete", "fail", "reap_runner", "reap_updater", "release", "optout", "revise", "replay",
+    "claim_waiting", "posting_state",
 )
+
+ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
+"""The KEYS and ARGV of one run of a script."""
 
 
 def _source(name: str) -> str:
@@ -32,7 +39,50 @@ class Scripts:
     optout: AsyncScript
     revise: AsyncScript
     replay: AsyncScript
+    claim_waiting: AsyncScript
+    posting_state: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
         return cls(**{name: redis.register_script(_source(name)) for name in _SCRIPT_NAMES})
+
+
+async def run_pipelined(redis: Redis, script: AsyncScript, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Runs `script` once per call in one round trip; each run is still atomic on its own."""
+    if not calls:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    return [await _rerun_if_unknown(result, script, call) for result, call in zip(results, calls, strict=True)]
+
+
+async def command_then_script(
+    redis: Redis, command: Sequence[str | int | float], script: AsyncScript, call: ScriptCall
+) -> tuple[Any, Any]:
+    """Sends a command and a script in one round trip; the script runs once the command is done.
+
+    With a blocking command (BLMOVE) first, the script runs as soon as it returns, so it can read what
+    BLMOVE moved without a second round trip (other clients' commands may still run in between).
+    """
+    keys, args = call
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.execute_command(*command)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        first, second = await pipe.execute(raise_on_error=False)
+    if isinstance(first, Exception):
+        raise first
+    return first, await _rerun_if_unknown(second, script, call)
+
+
+async def _rerun_if_unknown(result: Any, script: AsyncScript, call: ScriptCall) -> Any:
+    """Plain EVALSHAs are pipelined, rather than redis-py's pipeline script support, which asks SCRIPT EXISTS
+    first (a second round trip every time). A run answered NOSCRIPT (Redis restarted, or its script cache
+    was flushed) was not carried out, so it is run again on its own, which loads the script."""
+    if isinstance(result, NoScriptError):
+        keys, args = call
+        return await script(keys=keys, args=args)
+    if isinstance(result, Exception):
+        raise result
+    return result

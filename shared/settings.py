@@ -51,6 +51,9 @@ class Settings:
     max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
     heartbeat_ttl_s: float = defaults.DEFAULT_HEARTBEAT_TTL_S
     batch_size: int = defaults.DEFAULT_BATCH_SIZE
+    updater_concurrency: int = defaults.DEFAULT_UPDATER_CONCURRENCY
+    discord_requests_per_s: float = defaults.DEFAULT_DISCORD_REQUESTS_PER_S
+    reactions_per_s: float = defaults.DEFAULT_REACTIONS_PER_S
     max_input_chars: int = defaults.DEFAULT_MAX_INPUT_CHARS
     max_context_tokens: int = 0
     model_cache_dir: Path = field(default_factory=lambda: Path(defaults.DEFAULT_MODEL_CACHE_DIR).expanduser())
@@ -142,6 +145,14 @@ def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
         max_attempts=get("MAX_ATTEMPTS", _bounded(int, 1, 100), defaults.DEFAULT_MAX_ATTEMPTS),
         heartbeat_ttl_s=get("HEARTBEAT_TTL_S", _bounded(float, 1.0, 3600.0), defaults.DEFAULT_HEARTBEAT_TTL_S),
         batch_size=get("BATCH_SIZE", _bounded(int, 1, 1024), defaults.DEFAULT_BATCH_SIZE),
+        updater_concurrency=get(
+            "UPDATER_CONCURRENCY", _bounded(int, 1, 256), defaults.DEFAULT_UPDATER_CONCURRENCY
+        ),
+        # Discord's global limit is 50 requests/s per bot: allowing more would only trade our limit for its 429s.
+        discord_requests_per_s=get(
+            "DISCORD_REQUESTS_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_DISCORD_REQUESTS_PER_S
+        ),
+        reactions_per_s=get("REACTIONS_PER_S", _bounded(float, 0.0, 50.0), defaults.DEFAULT_REACTIONS_PER_S),
         max_input_chars=get("MAX_INPUT_CHARS", _bounded(int, 1, 100_000), defaults.DEFAULT_MAX_INPUT_CHARS),
         max_context_tokens=get("MAX_CONTEXT_TOKENS", _bounded(int, 0, 10_000_000), 0),
         model_cache_dir=get(

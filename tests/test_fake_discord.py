@@ -307,3 +307,27 @@ async def test_responses_are_plain_json_and_unknown_routes_404(client: Recording
             assert response.status == 204 and "Content-Type" not in response.headers
 
     assert ("GET", "/no/such/route", 404) in fake.requests
+
+
+async def test_a_fault_after_handling_creates_the_message_and_a_nonce_retry_finds_it(
+    client: RecordingClient, fake: FakeDiscord
+) -> None:
+    fake.fail_next("POST", r"/channels/\d+/messages", 502, after_handling=True)
+
+    sent = await client.text_channel(fake.channel_id).send("once", nonce="n-1")  # discord.py retries the 502
+
+    assert [post["id"] for post in fake.posted] == [str(sent.id)]
+    assert [status for method, path, status in fake.requests if method == "POST"] == [502, 200]
+
+
+async def test_a_held_answer_comes_after_the_message_exists(client: RecordingClient, fake: FakeDiscord) -> None:
+    channel = client.text_channel(fake.channel_id)
+    hold = fake.hold_next("POST", r"/channels/\d+/messages", skip=1)
+    await channel.send("first passes")
+    sending = asyncio.create_task(channel.send("second is held"))
+
+    await asyncio.wait_for(hold.arrived.wait(), EVENT_TIMEOUT_SECONDS)
+    assert [post["content"] for post in fake.posted] == ["first passes", "second is held"]
+    assert not sending.done()
+    hold.release()
+    assert (await asyncio.wait_for(sending, EVENT_TIMEOUT_SECONDS)).content == "second is held"

@@ -1,18 +1,19 @@
-"""The updater's Redis loop: claim a response, post it, acknowledge; heartbeat and reap dead updaters."""
+"""The updater's Redis loop: claim responses, post several at once within the request budget, acknowledge each."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import discord
 from redis.asyncio import Redis
 
-from shared.consent import ConsentRegistry
 from shared.heartbeat import Heartbeat
 from shared.keys import Keys
+from shared.rate_limit import RequestBudget
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.response_queue import ClaimedResponse, ResponseQueue
+from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
 from shared.settings import Settings
 from updater.poster import Poster, TransientPostError
 
@@ -23,15 +24,29 @@ class Updater:
     def __init__(self, settings: Settings, client: discord.Client, redis: Redis, worker_id: str) -> None:
         keys = Keys()
         self.worker_id = worker_id
+        self.concurrency = settings.updater_concurrency
+        self.requests_per_s = settings.discord_requests_per_s
+        self.budget = RequestBudget(settings.discord_requests_per_s)
         self.responses = ResponseQueue(redis, keys)
-        self.poster = Poster(client, self.responses, ConsentRegistry(redis, keys))
+        self.poster = Poster(client, self.responses, self.budget)
         self.heartbeat = Heartbeat(redis, keys, "updater", worker_id, settings.heartbeat_ttl_s)
+        self.updaters = 1
+        self._posting: set[asyncio.Task[None]] = set()
+        # The latest response taken for each user: the next one for that user waits for it, so a user's
+        # answers go out in the order they were claimed even though different users' go out at once.
+        self._latest_of_user: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self._beat_and_reap()  # registers this updater, so the budget is shared before the first post
+        if self.updaters > 1:
+            # The others cut their share at their next heartbeat; posting before then could pass the budget.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.heartbeat.interval_s + 1)
         beating = asyncio.create_task(self._keep_alive(stop))
         try:
             await self._serve(stop)
         finally:
+            await asyncio.gather(*self._posting, return_exceptions=True)
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             try:
@@ -42,39 +57,96 @@ class Updater:
                      self.worker_id, self.poster.posted_messages, returned)
 
     async def _serve(self, stop: asyncio.Event) -> None:
+        """Claims a response whenever fewer than `concurrency` are being posted, and posts it in a task."""
+        slots = asyncio.Semaphore(self.concurrency)
         backoff = Backoff()
         while not stop.is_set():
+            await slots.acquire()
             try:
-                claimed = await self.responses.claim(self.worker_id)
-                if claimed is not None:
-                    await self._post_until_done(claimed, stop)
+                claim = await self.responses.claim_with_state(self.worker_id)
             except REDIS_DOWN_ERRORS as exc:
+                slots.release()
                 log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
                 await backoff.sleep()
                 continue
             backoff.reset()
+            if claim is None:
+                slots.release()
+                continue
+            self._start_posting(*claim, stop, slots)
+            # Let the new task send its first request before we send the next claim: keeps that off its path.
+            await asyncio.sleep(0)
 
-    async def _post_until_done(self, claimed: ClaimedResponse, stop: asyncio.Event) -> None:
+    def _start_posting(
+        self, claimed: ClaimedResponse, state: PostingState, stop: asyncio.Event, slots: asyncio.Semaphore
+    ) -> None:
+        user = claimed.response["user_id"]
+        previous = self._latest_of_user.get(user)
+        task = asyncio.create_task(self._post_in_turn(claimed, state, previous, stop))
+        self._latest_of_user[user] = task
+        self._posting.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            slots.release()
+            self._posting.discard(done)
+            if self._latest_of_user.get(user) is done:
+                del self._latest_of_user[user]
+            if not done.cancelled() and (exc := done.exception()) is not None:
+                log.error("job %s: posting crashed", claimed.response["job_id"], exc_info=exc)
+
+        task.add_done_callback(finished)
+
+    async def _post_in_turn(
+        self,
+        claimed: ClaimedResponse,
+        state: PostingState | None,
+        previous: asyncio.Task[None] | None,
+        stop: asyncio.Event,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+            state = None  # read when claimed: the user may have opted out since
+        await self._post_until_done(claimed, state, stop)
+
+    async def _post_until_done(self, claimed: ClaimedResponse, state: PostingState | None, stop: asyncio.Event) -> None:
+        """Posting is idempotent (posted parts are recorded, nonces enforced), so any failure is retried."""
         backoff = Backoff(base_s=0.5, cap_s=30.0)
         while True:
             try:
-                await self.poster.post(claimed)
-                break
-            except TransientPostError as exc:
+                await self.poster.post(claimed, state)
+                await self.responses.ack(self.worker_id, claimed)
+                return
+            except (TransientPostError, *REDIS_DOWN_ERRORS) as exc:
+                state = None  # a retry reads it afresh: some parts may have gone out
                 if stop.is_set():
                     return  # stays in our list; release() hands it back for the next updater
                 log.warning("job %s: posting failed (%s); retrying", claimed.response["job_id"], exc)
                 await backoff.sleep()
-        await self.responses.ack(self.worker_id, claimed)
+
+    async def _share_budget(self) -> None:
+        """Splits the request budget among the registered updaters: DISCORD_REQUESTS_PER_S is for all of them.
+
+        Each updater recounts at every heartbeat; one that has just started waits a heartbeat before posting,
+        so that the others have cut their share by then.
+        """
+        self.updaters = max(1, await self.responses.updater_count())
+        share = self.requests_per_s / self.updaters
+        if abs(share - self.budget.per_s) > 1e-9:
+            log.info("updater %s: Discord request budget now %.1f/s", self.worker_id, share)
+            self.budget.set_rate(share)
 
     async def _keep_alive(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                await self.heartbeat.beat()
-                for peer in await self.heartbeat.silent_peers():
-                    returned = await self.responses.reap(peer)
-                    if returned is not None:
-                        log.warning("updater %s is gone: returned %d responses", peer, returned)
-            except REDIS_DOWN_ERRORS as exc:
-                log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)
             await asyncio.sleep(self.heartbeat.interval_s)
+            await self._beat_and_reap()
+
+    async def _beat_and_reap(self) -> None:
+        try:
+            await self.heartbeat.beat()
+            for peer in await self.heartbeat.silent_peers():
+                returned = await self.responses.reap(peer)
+                if returned is not None:
+                    log.warning("updater %s is gone: returned %d responses", peer, returned)
+            await self._share_budget()
+        except REDIS_DOWN_ERRORS as exc:
+            log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)

@@ -6,8 +6,8 @@ import logging
 
 import discord
 
-from shared.consent import ConsentRegistry
-from shared.response_queue import ClaimedResponse, ResponseQueue
+from shared.rate_limit import RequestBudget
+from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
 from updater.splitting import split_message
 
 log = logging.getLogger(__name__)
@@ -37,27 +37,33 @@ def mentions_for_part(part: int) -> discord.AllowedMentions:
 
 
 class Poster:
-    def __init__(self, client: discord.Client, responses: ResponseQueue, consent: ConsentRegistry) -> None:
+    def __init__(self, client: discord.Client, responses: ResponseQueue, budget: RequestBudget) -> None:
         self.client = client
         self.responses = responses
-        self.consent = consent
+        self.budget = budget
         self.posted_messages = 0
 
-    async def post(self, claimed: ClaimedResponse) -> None:
-        """Posts what is not yet posted of a response; raises TransientPostError if it should be retried."""
+    async def post(self, claimed: ClaimedResponse, state: PostingState | None = None) -> None:
+        """Posts what is not yet posted of a response; raises TransientPostError if it should be retried.
+
+        `state` is the response's posting state if read just now (with the claim); else it is read here.
+        """
         response = claimed.response
         job_id, user_id = response["job_id"], response["user_id"]
-        if not await self.consent.is_opted_in(user_id):
+        if state is None:
+            state = await self.responses.posting_state(job_id, user_id)
+        if not state.opted_in:
             log.info("job %s: user %s opted out; answer not posted", job_id, user_id)
             return
-        already = await self.responses.posted_parts(job_id)
         channel = self.client.get_partial_messageable(int(response["channel_id"]))
         reference = discord.MessageReference(
             message_id=int(job_id), channel_id=int(response["channel_id"]), fail_if_not_exists=False
         )
         for index, text in enumerate(split_message(response["content"])):
-            if index in already:
+            if index in state.posted:
                 continue
+            # Wait our turn rather than run into Discord's global limit (a 429 there stalls every request).
+            await self.budget.take()
             try:
                 message = await channel.send(
                     text, reference=reference, allowed_mentions=mentions_for_part(index), nonce=nonce_for(job_id, index)

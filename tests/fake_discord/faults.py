@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +61,8 @@ class Fault:
     times: int
     retry_after: float
     global_: bool
+    after_handling: bool = False
+    """Carry the request out first (the message is created), then answer with the fault, as Discord sometimes does."""
 
     def matches(self, method: str, path: str, full_path: str) -> bool:
         return method == self.method and bool(self.path.fullmatch(path) or self.path.fullmatch(full_path))
@@ -84,13 +87,24 @@ class Fault:
 
 
 class FaultPlan:
-    """The faults still to be served, first injected first matched."""
+    """The faults still to be served, first injected first matched, and the answers to hold back."""
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
+        self.holds = HoldPlan()
 
-    def add(self, method: str, path_regex: str, status: int, *, times: int, retry_after: float, global_: bool) -> None:
-        fault = Fault(method.upper(), re.compile(path_regex), status, times, retry_after, global_)
+    def add(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        *,
+        times: int,
+        retry_after: float,
+        global_: bool,
+        after_handling: bool = False,
+    ) -> None:
+        fault = Fault(method.upper(), re.compile(path_regex), status, times, retry_after, global_, after_handling)
         self._faults.append(fault)
 
     def take(self, method: str, path: str, full_path: str) -> Fault | None:
@@ -101,3 +115,49 @@ class FaultPlan:
                     self._faults.remove(fault)
                 return fault
         return None
+
+
+@dataclass
+class Hold:
+    """A request that was carried out (its message created) but whose answer is held until `release()`.
+
+    `arrived` is set once the request has been handled; the client waits for its answer meanwhile, so a test
+    can kill the client in the window between "Discord acted" and "the client knows".
+    """
+
+    method: str
+    path: re.Pattern[str]
+    skip: int
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+class HoldPlan:
+    """Holds still to be applied, first added first matched; a hold passes `skip` matching requests first."""
+
+    def __init__(self) -> None:
+        self._waiting: list[Hold] = []
+        self._applied: list[Hold] = []
+
+    def add(self, method: str, path_regex: str, *, skip: int) -> Hold:
+        hold = Hold(method.upper(), re.compile(path_regex), skip)
+        self._waiting.append(hold)
+        return hold
+
+    def take(self, method: str, path: str, full_path: str) -> Hold | None:
+        for hold in self._waiting:
+            if hold.method == method and (hold.path.fullmatch(path) or hold.path.fullmatch(full_path)):
+                if hold.skip > 0:
+                    hold.skip -= 1
+                    return None
+                self._waiting.remove(hold)
+                self._applied.append(hold)
+                return hold
+        return None
+
+    def release_all(self) -> None:
+        for hold in [*self._waiting, *self._applied]:
+            hold.release()

@@ -16,6 +16,8 @@ class Journal:
     typing: list[str] = field(default_factory=list)
     reactions: list[tuple[str, str, str]] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)
+    request_times: list[float] = field(default_factory=list)
+    """time.monotonic() at which each entry of `requests` was answered, for request-rate checks."""
     identify_count: int = 0
     resume_count: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)

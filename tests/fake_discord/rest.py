@@ -118,17 +118,28 @@ class RestApi:
         response: web.StreamResponse
         if request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self._token}":
             response = ApiError(401, 0, "401: Unauthorized").response()
-        elif (fault := self._faults.take(method, path, full_path)) is not None:
+        elif (fault := self._faults.take(method, path, full_path)) is not None and not fault.after_handling:
             response = fault.response(path)
         else:
-            try:
-                response = await handler(request)
-            except ApiError as error:
-                response = error.response()
-            if 200 <= response.status < 300:
-                response.headers.update(_rate_limit_headers(method, path))
+            response = await self._handle(request, handler, method, path)
+            if fault is not None:
+                response = fault.response(path)
         self._journal.requests.append((method, path, response.status))
+        self._journal.request_times.append(time.monotonic())
         self._journal.notify()
+        if (hold := self._faults.holds.take(method, path, full_path)) is not None:
+            hold.arrived.set()
+            await hold.released.wait()
+        return response
+
+    @staticmethod
+    async def _handle(request: web.Request, handler: Handler, method: str, path: str) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except ApiError as error:
+            response = error.response()
+        if 200 <= response.status < 300:
+            response.headers.update(_rate_limit_headers(method, path))
         return response
 
     @staticmethod
@@ -212,6 +223,7 @@ class RestApi:
         return json_response(self._message(request))
 
     async def _create_message(self, request: web.Request) -> web.Response:
+        received_at = time.monotonic()
         world, channel = self._world, self._channel(request)
         body, files = await _read_body(request)
         nonce = str(body["nonce"]) if body.get("nonce") is not None else None
@@ -238,7 +250,8 @@ class RestApi:
         )
         if nonce is not None:
             world.nonces[nonce_key] = message["id"]
-        self._journal.posted.append({**copy.deepcopy(message), "_request": body})
+        # `_received_at` (time.monotonic()) lets benchmarks time a reply against the message it answers.
+        self._journal.posted.append({**copy.deepcopy(message), "_request": body, "_received_at": received_at})
         self._journal.notify()
         await self._gateway.dispatch_message("MESSAGE_CREATE", message)
         return json_response(message)

@@ -8,7 +8,7 @@ import socket
 
 from aiohttp import web
 
-from tests.fake_discord.faults import FaultPlan
+from tests.fake_discord.faults import FaultPlan, Hold
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
 from tests.fake_discord.rest import API_PREFIX, RestApi
@@ -91,6 +91,7 @@ class FakeDiscord:
     async def stop(self) -> None:
         if self._runner is None or self._site is None:
             return
+        self._faults.holds.release_all()
         # Stop listening first, so clients that reconnect on the close below find nobody there.
         await self._site.stop()
         await self._gateway.close_sockets(STOP_CLOSE_CODE)
@@ -166,14 +167,29 @@ class FakeDiscord:
         times: int = 1,
         retry_after: float = 0.1,
         global_: bool = False,
+        after_handling: bool = False,
     ) -> None:
         """The next `times` REST requests with `method` whose path fully matches `path_regex` get `status`.
 
         The path is matched without the API prefix (r"/channels/\\d+/messages") or with it. 429 answers carry
         `Via` and `{message, retry_after, global}` so discord.py retries them; 403 is code 50013; 404 is
-        10008 (message) or 10003 (channel); 5xx a plain JSON error.
+        10008 (message) or 10003 (channel); 5xx a plain JSON error. With `after_handling` the request is
+        carried out first (a message is created) and only its answer is the error, as when Discord fails after
+        acting: a client that retries without a nonce then posts twice.
         """
-        self._faults.add(method, path_regex, status, times=times, retry_after=retry_after, global_=global_)
+        self._faults.add(
+            method, path_regex, status, times=times, retry_after=retry_after, global_=global_,
+            after_handling=after_handling,
+        )
+
+    def hold_next(self, method: str, path_regex: str, *, skip: int = 0) -> Hold:
+        """Carries out the next matching REST request (after letting `skip` others pass) but holds its answer.
+
+        `await hold.arrived.wait()` returns once the request was handled (e.g. the message exists); the client
+        still waits for the answer, so a test can kill or pause it in the window between "Discord acted" and
+        "the client knows". `hold.release()` lets the answer go; stopping the fake releases every hold.
+        """
+        return self._faults.holds.add(method, path_regex, skip=skip)
 
     async def disconnect_gateway(self, code: int = 4000) -> None:
         """Closes every gateway connection with `code`; sessions are kept, so discord.py RESUMEs them."""

@@ -1,0 +1,280 @@
+"""`python bench/pipeline.py`: what the queue itself costs, with an engine that answers instantly (MODEL=echo).
+
+Three measurements, each against a real redis-server and real `python -m bot|runner|updater` processes:
+1. latency: bot -> Redis -> runner -> updater -> fake Discord, from the fake dispatching a user's message to
+   it receiving the reply, over 1,000 messages from 100 users, paced below Discord's global rate limit;
+2. capacity: jobs/s from enqueue to completion with no Discord at all;
+3. scaling: throughput with 1, 2 and 4 runners whose engine takes a fixed time per batch (a stand-in GPU).
+The last line is the summary: `overhead_p50_ms=… overhead_p99_ms=… jobs_per_s=… scaling_4_runners=…`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from redis.asyncio import Redis  # noqa: E402
+
+from shared import defaults  # noqa: E402
+from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
+from shared.keys import Keys  # noqa: E402
+from shared.schemas import Job, encode  # noqa: E402
+from tests.fake_discord import FakeDiscord  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+from tests.system import System, base_env  # noqa: E402
+
+USERS = 100
+MESSAGES = 1000
+MESSAGES_PER_S = 20.0
+"""Offered load of the latency run. Each message costs one reply (updater) and one reaction (bot) while the
+bot's reaction budget lasts: 20 replies/s plus at most REACTIONS_PER_S reactions, under Discord's 50/s, so
+no request ever waits for the rate limit and the figures are the pipeline's own cost."""
+BURST_RESPONSES = 200
+"""Answers pushed at once to show the updater keeps to its request rate whatever the backlog."""
+CAPACITY_JOBS = 6000
+CAPACITY_RUNNERS = 1
+CAPACITY_BATCH = 32
+ENQUEUE_CONCURRENCY = 64
+SCALING_DELAY_S = 0.2
+SCALING_BATCH = 16
+SCALING_ROUNDS = 12
+"""Full batches each runner gets in a scaling run, so start-up and tail effects stay small."""
+DISCORD_GLOBAL_LIMIT_PER_S = 50
+KEYS = Keys()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def peak_per_second(times: Iterable[float]) -> int:
+    """Most events in any one-second sliding window."""
+    ordered = sorted(times)
+    return max((bisect.bisect_right(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
+
+
+def new_job(user_id: str, index: int) -> Job:
+    return {
+        "id": str(1_200_000_000_000_000_000 + index), "user_id": user_id, "channel_id": "900", "guild_id": "800",
+        "content": f"Hey llama, question {index}", "enqueued_at": time.time(), "attempts": 0,
+    }
+
+
+class Bench:
+    def __init__(self, server: RedisServer, work_dir: Path) -> None:
+        self.server = server
+        self.work_dir = work_dir
+        self.redis = Redis.from_url(server.url, decode_responses=True, max_connections=ENQUEUE_CONCURRENCY + 8)
+        self.systems: list[System] = []
+
+    def system(self, name: str, fake: FakeDiscord | None = None, **env: str) -> System:
+        log_dir = self.work_dir / name
+        log_dir.mkdir()
+        api, gateway, token = (fake.api_base, fake.gateway_url, fake.token) if fake else ("", "", "unused")
+        environment = base_env(redis_url=self.server.url, api_base=api, gateway_url=gateway, token=token, model="echo")
+        environment.update(HEARTBEAT_TTL_S=str(defaults.DEFAULT_HEARTBEAT_TTL_S), RATE_LIMIT_PER_MINUTE="10000", **env)
+        system = System(environment, log_dir)
+        self.systems.append(system)
+        return system
+
+    def stop_all(self) -> None:
+        for system in self.systems:
+            system.stop_all(timeout=15)
+        self.systems.clear()
+
+    async def wait_responses(self, count: int, timeout_s: float) -> float:
+        """Polls until the response list holds `count` answers; returns when that was first seen."""
+        deadline = time.monotonic() + timeout_s
+        while await self.redis.llen(KEYS.response) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {await self.redis.llen(KEYS.response)} of {count} answers in {timeout_s}s")
+            await asyncio.sleep(0.002)
+        return time.monotonic()
+
+    async def enqueue_all(self, jobs: list[Job]) -> None:
+        queue = JobQueue(self.redis, KEYS, QueuePolicy(rate_limit_per_minute=10_000))
+        users = sorted({job["user_id"] for job in jobs})
+        await self.redis.sadd(KEYS.optin, *users)
+        pending = iter(jobs)
+
+        async def enqueuer() -> None:
+            for job in pending:
+                result = await queue.enqueue(job)
+                if result.status not in ("queued", "pending"):
+                    raise RuntimeError(f"enqueue refused: {result.status}")
+
+        await asyncio.gather(*(enqueuer() for _ in range(ENQUEUE_CONCURRENCY)))
+
+    async def runners(self, name: str, count: int, **env: str) -> System:
+        system = self.system(name, **env)
+        started = [system.start("runner") for _ in range(count)]
+        for process in started:
+            await system.wait_for_log(process, "taking jobs", timeout=60)
+        return system
+
+    async def latency(self) -> dict[str, float]:
+        """Messages through the whole deployment; latency from dispatch to the reply reaching the fake."""
+        await self.redis.flushall()
+        fake = FakeDiscord()
+        await fake.start()
+        try:
+            system = self.system("latency", fake, BATCH_SIZE=str(CAPACITY_BATCH))
+            runner, updater = system.start("runner"), system.start("updater")
+            system.start("bot")
+            await fake.wait_identified(timeout=60)
+            await system.wait_for_log(runner, "taking jobs", timeout=60)
+            await system.wait_for_log(updater, "posting as", timeout=60)
+            users = [fake.add_user(f"user{i}") for i in range(USERS)]
+            await paced(USERS, MESSAGES_PER_S, lambda i: fake.send_message(users[i], "!optin"))
+            await fake.wait_for_posts(USERS, timeout=60)
+            sent_at: dict[str, float] = {}
+            started_at = time.monotonic()
+
+            async def send(i: int) -> None:
+                message = await fake.send_message(users[i % USERS], f"Hey llama, tell me about number {i}")
+                # Timed from here: the MESSAGE_CREATE frame is on the bot's socket, as when Discord delivers it.
+                sent_at[message["id"]] = time.monotonic()
+
+            await paced(MESSAGES, MESSAGES_PER_S, send)
+            posts = await fake.wait_for_posts(USERS + MESSAGES, timeout=120)
+            window = [t for t in fake._journal.request_times if t >= started_at]
+            latencies = [
+                (post["_received_at"] - sent_at[ref]) * 1000
+                for post in posts
+                if (ref := str((post["_request"].get("message_reference") or {}).get("message_id"))) in sent_at
+            ]
+            burst = await self.burst(fake, users)
+        finally:
+            self.stop_all()
+            await fake.stop()
+        return {
+            "answered": len(latencies), "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99),
+            "max": max(latencies), "reactions": sum(1 for r in fake.reactions if r[1] in sent_at),
+            "peak_rps": peak_per_second(window), **burst,
+        }
+
+    async def burst(self, fake: FakeDiscord, users: list[dict[str, object]]) -> dict[str, float]:
+        """Pushes many answers at once; the updater must drain them without passing its request rate."""
+        before = len(fake.posted)
+        started_at = time.monotonic()
+        responses = [
+            encode({"job_id": str(2_000_000 + i), "user_id": str(users[i % USERS]["id"]), "channel_id": fake.channel_id,
+                    "kind": "answer", "content": f"burst {i}", "enqueued_at": time.time(), "completed_at": time.time()})
+            for i in range(BURST_RESPONSES)
+        ]
+        await self.redis.lpush(KEYS.response, *responses)
+        await fake.wait_for_posts(before + BURST_RESPONSES, timeout=120)
+        window = [t for t in fake._journal.request_times if t >= started_at]
+        return {"burst_s": time.monotonic() - started_at, "burst_peak_rps": peak_per_second(window)}
+
+    async def capacity(self) -> float:
+        """Jobs/s from the first enqueue to the last completion, runners only (no bot, no updater, no Discord)."""
+        await self.redis.flushall()
+        await self.runners("capacity", CAPACITY_RUNNERS, BATCH_SIZE=str(CAPACITY_BATCH))
+        jobs = [new_job(f"u{i}", i) for i in range(CAPACITY_JOBS)]
+        started = time.monotonic()
+        await self.enqueue_all(jobs)
+        done = await self.wait_responses(CAPACITY_JOBS, timeout_s=120)
+        self.stop_all()
+        return CAPACITY_JOBS / (done - started)
+
+    async def throughput(self, runner_count: int) -> float:
+        """Jobs/s of `runner_count` runners whose engine takes SCALING_DELAY_S per batch."""
+        await self.redis.flushall()
+        env = {"MODEL": f"echo:{SCALING_DELAY_S}", "BATCH_SIZE": str(SCALING_BATCH)}
+        await self.runners(f"scaling{runner_count}", runner_count, **env)
+        total = runner_count * SCALING_BATCH * SCALING_ROUNDS
+        jobs = [new_job(f"s{i}", i) for i in range(total)]
+        started = time.monotonic()
+        await self.enqueue_all(jobs)
+        done = await self.wait_responses(total, timeout_s=120)
+        self.stop_all()
+        return total / (done - started)
+
+
+async def paced(count: int, per_s: float, action: Callable[[int], Awaitable[None]]) -> None:
+    """Calls action(0..count-1) at a steady rate, catching up after a late tick rather than drifting."""
+    start = time.monotonic()
+    for i in range(count):
+        delay = start + i / per_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await action(i)
+
+
+def report(latency: dict[str, float], capacity: float, throughputs: dict[int, float]) -> None:
+    scaling = throughputs[4] / (4 * throughputs[1])
+    ideal = SCALING_BATCH / SCALING_DELAY_S
+    offered_per_s = MESSAGES_PER_S + min(MESSAGES_PER_S, defaults.DEFAULT_REACTIONS_PER_S)
+    rows = [
+        ("setup", f"{os.cpu_count()} CPUs; redis-server with AOF fsync every second; every process at LOG_LEVEL=INFO"),
+        ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
+        ("  pacing", f"1 reply (updater) + 1 reaction (bot, <= {defaults.DEFAULT_REACTIONS_PER_S:g}/s) per message: "
+                     f"<= {offered_per_s:g} requests/s vs Discord's {DISCORD_GLOBAL_LIMIT_PER_S}/s"),
+        ("  timed", "from the fake writing MESSAGE_CREATE to the bot's socket to it receiving the reply POST"),
+        ("  answered", f"{latency['answered']:.0f} / {MESSAGES} (reactions sent: {latency['reactions']:.0f})"),
+        ("  overhead p50", f"{latency['p50']:.2f} ms   (target <= 5)"),
+        ("  overhead p99", f"{latency['p99']:.2f} ms   (target <= 25; max {latency['max']:.1f} ms)"),
+        ("  peak requests", f"{latency['peak_rps']:.0f} in any 1 s window (limit {DISCORD_GLOBAL_LIMIT_PER_S})"),
+        ("burst", f"{BURST_RESPONSES} answers at once: posted in {latency['burst_s']:.1f} s, peak "
+                  f"{latency['burst_peak_rps']:.0f} requests in any 1 s window (updater budget "
+                  f"{defaults.DEFAULT_DISCORD_REQUESTS_PER_S:g}/s)"),
+        ("capacity", f"{capacity:.0f} jobs/s  ({CAPACITY_JOBS} jobs, {CAPACITY_RUNNERS} runner(s), "
+                     f"batch {CAPACITY_BATCH}, enqueue -> completion; target >= 2000)"),
+    ]
+    rows += [
+        (f"scaling x{n}", f"{thr:.1f} jobs/s  (ideal {n * ideal:.0f}: batch {SCALING_BATCH} / {SCALING_DELAY_S:g} s)")
+        for n, thr in throughputs.items()
+    ]
+    rows.append(("scaling", f"{scaling:.3f}  (4-runner throughput / (4 x 1-runner); target >= 0.9)"))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"overhead_p50_ms={latency['p50']:.2f} overhead_p99_ms={latency['p99']:.2f} "
+          f"jobs_per_s={capacity:.0f} scaling_4_runners={scaling:.3f}")
+
+
+async def main() -> None:
+    # SIGTERM cleans up like Ctrl-C does: the finally blocks below stop every process and Redis.
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        bench = Bench(server, Path(tmp))
+        try:
+            # AOF with fsync once a second, Redis's recommended setting (tests fsync every write instead).
+            await bench.redis.config_set("appendfsync", "everysec")
+            latency = await bench.latency()
+            capacity = await bench.capacity()
+            throughputs = {n: await bench.throughput(n) for n in (1, 2, 4)}
+        except Exception:
+            for system in bench.systems:
+                print(system.logs()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            bench.stop_all()
+            await bench.redis.aclose()
+            server.stop()
+    report(latency, capacity, throughputs)
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; processes and Redis stopped", file=sys.stderr)
+        sys.exit(130)
