@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from bot.admin import run_admin_command
 from bot.commands import ADMIN_COMMANDS, Command, forget_text, help_text, optin_text, optout_text, parse_command
 from bot.relevance import MessageFacts, addressed_text
+from bot.user_locks import UserLocks
 from shared.consent import ConsentRegistry
 from shared.job_queue import EnqueueResult, JobQueue, QueuePolicy
 from shared.keys import Keys
@@ -30,6 +31,8 @@ WAITING_EMOJI = "⏳"
 
 RECENT_MESSAGES_KEPT = 10_000
 """Accepted message ids remembered (in memory only) so that their edits and deletions reach the queue."""
+
+EMPTY_QUESTION_TEXT = "Yes? Ask me something after my name, e.g. \"Hey Llama, what's a llama?\""
 
 BUSY_TEXT = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
 
@@ -50,6 +53,7 @@ class LlamaBot(discord.Client):
         self.consent = ConsentRegistry(self.redis, keys)
         self.inspection = QueueInspection(self.redis, keys)
         self.recent: OrderedDict[int, str] = OrderedDict()
+        self.user_locks = UserLocks()
         # Reactions are a nicety: past this budget they are skipped, so that the bot's requests and the
         # updaters' (DISCORD_REQUESTS_PER_S) together stay under Discord's global limit.
         self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
@@ -114,18 +118,19 @@ class LlamaBot(discord.Client):
     async def take_question(self, message: discord.Message, question: str) -> None:
         user_id = str(message.author.id)
         try:
-            if not await self.consent.is_opted_in(user_id):
-                return  # nothing is stored, logged or answered for users who have not opted in
-            if not question.strip():
-                await self.reply(message, "Yes? Ask me something after my name, e.g. \"Hey Llama, what's a llama?\"")
-                return
-            truncated = len(question) > self.settings.max_input_chars
-            result = await self.queue.enqueue(self.job_for(message, question[: self.settings.max_input_chars]))
+            async with self.user_locks.hold(user_id):
+                if not await self.consent.is_opted_in(user_id):
+                    return  # nothing is stored, logged or answered for users who have not opted in
+                if not question.strip():
+                    await self.reply(message, EMPTY_QUESTION_TEXT)
+                    return
+                truncated = len(question) > self.settings.max_input_chars
+                result = await self.queue.enqueue(self.job_for(message, question[: self.settings.max_input_chars]))
+                log.info("message %s from user %s: %s", message.id, user_id, result.status)
         except REDIS_DOWN_ERRORS:
             log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
             await self.reply(message, BUSY_TEXT)
             return
-        log.info("message %s from user %s: %s", message.id, user_id, result.status)
         await self.acknowledge(message, result, truncated)
 
     def job_for(self, message: discord.Message, question: str) -> Job:

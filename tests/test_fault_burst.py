@@ -119,11 +119,6 @@ async def test_memory_stays_bounded_and_every_list_drains(burst: Burst) -> None:
     assert burst.busy_after == {}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in bot/client.py: on_message runs as one task per message, and each awaits Redis on its own pooled "
-    "connection, so a user's quick messages reach enqueue in any order (a later one is queued and an earlier "
-    "one told to wait); fix: a per-user asyncio.Lock taken in take_question before its first await"
-))
 async def test_each_users_messages_reach_the_queue_in_the_order_sent(burst: Burst) -> None:
     handled: dict[str, list[str]] = {}
     for message_id, user_id in re.findall(r"message (\d+) from user (\d+): \w+", burst.bot_log):
