@@ -12,7 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from runner.engine import GENERATION_ERRORS, Engine, GenerationRequest, load_engine
+from runner.engine import GENERATION_ERRORS, Engine, GenerationRequest, generate_all, load_engine
 from runner.errors import DiagnosticError
 from shared.settings import Settings
 
@@ -55,7 +55,7 @@ def run_diagnostic(engine: Engine, load_s: float) -> DiagnosticReport:
     request = _greedy_request("diagnostic", DIAGNOSTIC_MESSAGE, DIAGNOSTIC_NEW_TOKENS)
     started = time.perf_counter()
     try:
-        [result] = engine.generate([request])
+        [result] = generate_all(engine, [request])
     except GENERATION_ERRORS as exc:
         raise DiagnosticError(f"the start-up generation raised {type(exc).__name__}: {exc}") from None
     generate_s = time.perf_counter() - started
@@ -90,9 +90,9 @@ def measure_batch(engine: Engine, batch_size: int, new_tokens: int) -> tuple[int
         _greedy_request(f"bench-{i}", f"Tell me a long story about {BENCH_TOPICS[i % len(BENCH_TOPICS)]}.", new_tokens)
         for i in range(batch_size)
     ]
-    engine.generate(requests[:1])  # warm-up: first-call allocations are not what a serving runner pays
+    generate_all(engine, requests[:1])  # warm-up: first-call allocations are not what a serving runner pays
     started = time.perf_counter()
-    results = engine.generate(requests)
+    results = generate_all(engine, requests)
     return sum(r.new_tokens for r in results), time.perf_counter() - started
 
 
@@ -100,7 +100,7 @@ def measure_prompt(engine: Engine, prompt_words: int) -> tuple[int, float]:
     """Reads one long prompt and generates a single token; returns (prompt tokens, seconds)."""
     message = " ".join(f"{BENCH_TOPICS[i % len(BENCH_TOPICS)]} and" for i in range(prompt_words // 3))
     started = time.perf_counter()
-    [result] = engine.generate([_greedy_request("bench-prompt", message, 1)])
+    [result] = generate_all(engine, [_greedy_request("bench-prompt", message, 1)])
     return result.prompt_tokens, time.perf_counter() - started
 
 
@@ -113,7 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     base = Settings.from_env()
     for dtype in args.dtype:
-        settings = dataclasses.replace(base, dtype=dtype)
+        settings = dataclasses.replace(base, dtype=dtype, batch_size=max(args.batch))
         started = time.perf_counter()
         engine = load_engine(settings)
         report = run_diagnostic(engine, time.perf_counter() - started)

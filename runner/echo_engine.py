@@ -7,9 +7,14 @@ from collections.abc import Sequence
 
 from runner.engine import GenerationRequest, GenerationResult
 
+ECHO_STEPS = 20
+"""Steps a delayed answer takes: requests added meanwhile share the following steps, as rows of a model's batch."""
+
 
 class EchoEngine:
-    """Answers "echo: <message>" at once, or after `delay_s` per generate() call to stand in for a batched GPU.
+    """Answers "echo: <message>" at once, or `delay_s` after it was added, to stand in for a batched GPU: the
+    delay is spent in ECHO_STEPS steps that every request in the engine shares, so however many run together,
+    each takes `delay_s` (a runner with BATCH_SIZE=N answers up to N per `delay_s`).
 
     Tokens are counted as whitespace-separated words; the answer is never cut, so tests can predict it exactly.
     """
@@ -19,11 +24,23 @@ class EchoEngine:
             raise ValueError("delay_s must not be negative")
         self.delay_s = delay_s
         self.description = f"model=echo delay_s={delay_s:g}"
+        self.running: list[tuple[GenerationRequest, int]] = []
+        """Each request with the steps it still takes."""
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        if self.delay_s and requests:
-            time.sleep(self.delay_s)
-        return [self._answer(request) for request in requests]
+    @property
+    def unfinished(self) -> int:
+        return len(self.running)
+
+    def add(self, requests: Sequence[GenerationRequest]) -> None:
+        steps = ECHO_STEPS if self.delay_s else 1
+        self.running.extend((request, steps) for request in requests)
+
+    def step(self) -> list[GenerationResult]:
+        if self.delay_s and self.running:
+            time.sleep(self.delay_s / ECHO_STEPS)
+        advanced = [(request, steps - 1) for request, steps in self.running]
+        self.running = [(request, steps) for request, steps in advanced if steps > 0]
+        return [self._answer(request) for request, steps in advanced if steps == 0]
 
     @staticmethod
     def _answer(request: GenerationRequest) -> GenerationResult:

@@ -1,4 +1,9 @@
-"""What the worker loop asks of a model: batched generation requests in, one result per request out."""
+"""What the worker loop asks of a model: requests join a running batch, and each comes out as it finishes.
+
+An engine is stepped by one thread (runner/generation_thread.py for the runner, `generate_all` elsewhere):
+`add` queues requests, each `step` advances every running one by a token, letting waiting ones join first when
+the batch has room, and returns those that finished. Engines hold no locks, since only that thread touches them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from shared.settings import Settings
 GENERATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
 """What generation raises for one bad input (out of memory, invalid settings, token ids out of range).
 
-Caught per batch, so that one job's failure does not take down the others or the runner.
+Caught by the engine, so that one job's failure does not take down the others or the runner.
 """
 
 
@@ -27,6 +32,7 @@ class GenerationRequest:
     temperature: float  # 0 means greedy
     top_p: float
     repetition_penalty: float
+    min_new_tokens: int = 0  # end-of-sequence is ignored until then: benchmarks use it for answers of equal length
 
 
 @dataclass(frozen=True)
@@ -48,12 +54,32 @@ class Engine(Protocol):
     description: str
     """One line for logs, e.g. "model=HuggingFaceTB/SmolLM2-135M-Instruct device=cpu dtype=bfloat16"."""
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Blocks until every request is answered; results come in the order of `requests`.
+    @property
+    def unfinished(self) -> int:
+        """Requests added whose result `step` has not returned yet."""
+        ...
+
+    def add(self, requests: Sequence[GenerationRequest]) -> None:
+        """Queues requests; they join the batch at a later step, in order, as room allows."""
+        ...
+
+    def step(self) -> list[GenerationResult]:
+        """One round of work (blocking): the results of the requests that finished in it, possibly none.
 
         A request that cannot be answered gets a result with `error` set; the others are unaffected.
         """
         ...
+
+
+def generate_all(engine: Engine, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    """Steps an idle engine until every request is answered; results come in the order of `requests`."""
+    if engine.unfinished:
+        raise RuntimeError("generate_all needs an idle engine: another caller's results would be lost")
+    engine.add(requests)
+    results: dict[str, GenerationResult] = {}
+    while engine.unfinished:
+        results.update((result.job_id, result) for result in engine.step())
+    return [results[request.job_id] for request in requests]
 
 
 def load_engine(settings: Settings) -> Engine:

@@ -1,19 +1,47 @@
-"""Generation with a transformers causal LM: device and dtype choice, and one left-padded batch per sampling setting."""
+"""Continuous batching with a transformers causal LM: jobs join a running batch and leave it as each one finishes.
+
+Chosen by measuring, tokens/s: built-in model, float32, sdpa, 2 threads, greedy, repetition penalty 1.1, 64 new
+tokens with end-of-sequence ignored, prompts from bench/questions.json, this project's 2-core EPYC with nothing
+else running. Scratch scripts (not kept) timed the three ways alternately in one process: this engine through
+`generate_all`, `model.generate` with `min_new_tokens`, the manager through `add_request(eos_token_id=-1)`:
+
+                                              1 prompt   16 prompts   32 prompts   16, 16-128 new   16 arriving
+    this engine                               17.3       119-125      160          80               65-77
+    model.generate, static left-padded batch  17.4       121-123      154-160      60               50-54
+    transformers' ContinuousBatchingManager   -          41-50        64           41               -
+
+("16 arriving": one job every 0.4 s, a static batch taking whatever waits each time it starts.) transformers'
+own continuous batching (5.23, `init_continuous_batching`) is built for GPUs: on a CPU its flattened, paged
+steps cost twice what they save. A static batch is as fast when every answer has the same length and every job
+is there at the start, but wastes the steps of rows that finished early and cannot take a job that arrives while
+it runs: such a job waits for the whole batch, so a runner fed by Redis one job at a time generates in small
+batches. Here each step is one plain forward over a left-padded cache (runner/rolling_batch.py, which also saves
+transformers' per-step copy of the whole cache: -7% per step); jobs that arrive join between two steps, their
+prompts read together in one forward from where they stop sharing the system prompt (runner/shared_prefix.py),
+and each leaves as soon as it stops, so the batch stays as full as the queue allows; every job keeps its own
+sampling settings. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of
+compiling), one thread instead of one per core (-35%), bfloat16 (see CPU_DTYPE in runner/model_loading.py).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Self, cast
 
 import torch
 from jinja2 import TemplateError
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, GgufConfig
+from transformers import DynamicCache
 
+from runner.admission import Row, admit
 from runner.engine import GENERATION_ERRORS, GenerationRequest, GenerationResult
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
+from runner.model_loading import context_tokens, eos_token_ids, load_model
 from runner.prompt import build_prompt_ids
+from runner.rolling_batch import RollingBatch
+from runner.sampling import RowSampler
+from runner.shared_prefix import SharedPrefix, read_shared_prefix
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,49 +51,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTEXT_CAP_TOKENS = 8192
-"""Context window used when MAX_CONTEXT_TOKENS is unset and the model allows more: bounds memory and prompt time."""
-
-FALLBACK_CONTEXT_TOKENS = 2048
-"""Context window of a model whose config does not state one."""
-
-CPU_DTYPE = torch.float32
-"""What DTYPE=auto picks on a CPU; bfloat16 only wins at decoding one sequence, and loses at everything else.
-
-Measured with the built-in model (SmolLM2-135M, sdpa, greedy, 2 threads) on this project's 2-core AMD EPYC
-(Zen 3, AVX2: no native bf16, so every bf16 matmul converts to float32 and back), while other work shared the
-machine, with `MODEL=builtin DEVICE=cpu python -m runner.diagnostic --batch 1 4 16 --new-tokens 64`:
-
-                                        float32          bfloat16
-    read a 588-token prompt (+1 token)  1.05-1.28 s      6.75-7.59 s
-    1 sequence x 64 new tokens          10.6-14.3 tok/s  13.9-14.2 tok/s
-    4 sequences x 64 new tokens         28.5 tok/s       20.1 tok/s
-    16 sequences x 64 new tokens        94.7-111 tok/s   13.0-20.2 tok/s
-
-Timing model.generate directly, decoding alone (prompt excluded) runs one sequence at ~16 tok/s in float32 and
-~32 tok/s in bfloat16 (half the bytes to read per token), but 16 sequences at ~130 vs ~62 tok/s, and prompts are
-read at ~250-460 vs ~45-70 tok/s: with a user's history in the prompt, float32 answers sooner even alone.
-"""
-
 PROMPT_ERRORS = (PromptTooLongError, TemplateError)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """The settings a batch shares: requests that differ in any of them are generated separately."""
-
-    max_new_tokens: int
-    temperature: float
-    top_p: float
-    repetition_penalty: float
-
-    @classmethod
-    def of(cls, request: GenerationRequest) -> Sampling:
-        return cls(request.max_new_tokens, request.temperature, request.top_p, request.repetition_penalty)
+"""What building one request's prompt raises for that request alone."""
 
 
 class TransformersEngine:
-    """A loaded model and tokenizer; generate() is blocking and meant to run in a worker thread."""
+    """A loaded model and tokenizer, with the batch being generated; stepped by a single thread."""
 
     def __init__(
         self,
@@ -75,49 +66,56 @@ class TransformersEngine:
         name: str,
         system_prompt: str,
         context_tokens: int,
+        max_rows: int = 1,
+        token_budget: int = 0,
     ) -> None:
         if not tokenizer.chat_template:
             raise ModelLoadError(f"MODEL {name} has no chat template (a base model rather than an instruct/chat one?)")
-        tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.model = model
         self.tokenizer = tokenizer
         self.system_prompt = system_prompt
         self.context_tokens = context_tokens
-        self.eos_token_ids = _eos_token_ids(model, tokenizer)
+        self.max_rows = max_rows
+        self.token_budget = token_budget or max_rows * context_tokens
+        """Cache positions (rows x padded length) the batch may fill; a job joins only if it keeps within it."""
+        self.eos_token_ids = eos_token_ids(model, tokenizer)
+        self.batch = RollingBatch()
+        self.prefix: SharedPrefix | None = None
+        self.running: list[Row] = []
+        self.waiting: deque[Row] = deque()
+        self.done: list[GenerationResult] = []
         device = model.device
         threads = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
         dtype = str(model.dtype).removeprefix("torch.")
         self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{threads}"
 
     @classmethod
-    def load(cls, files: ModelFiles, settings: Settings) -> TransformersEngine:
+    def load(cls, files: ModelFiles, settings: Settings) -> Self:
         """Loads from local files only (Hub models were fetched before); raises ModelLoadError."""
-        device = choose_device(settings.device)
-        dtype = choose_dtype(settings.dtype, device)
-        extra: dict[str, object] = {}
-        if files.gguf_file:
-            # The packed-weights path needs the `kernels` package and cannot be saved or moved freely.
-            extra = {"gguf_file": files.gguf_file, "quantization_config": GgufConfig(dequantize=True)}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(files.directory, gguf_file=files.gguf_file, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
-                files.directory, dtype=dtype, attn_implementation="sdpa", local_files_only=True, **extra
-            )
-            # PreTrainedModel.to is wrapped with functools.wraps(nn.Module.to), which mypy reads as unbound.
-            model.to(device).eval()  # type: ignore[arg-type]
-        except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
-            raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None
+        model, tokenizer = load_model(files, settings)
         engine = cls(
             model,
             tokenizer,
             name=files.name,
             system_prompt=settings.system_prompt,
             context_tokens=context_tokens(model, settings.max_context_tokens),
+            max_rows=settings.batch_size,
+            token_budget=settings.batch_token_budget,
         )
         engine.check_room(settings.max_new_tokens)
+        engine.read_shared_prefix()
         return engine
+
+    def read_shared_prefix(self) -> None:
+        """Reads the prompt start all jobs share once, so that each job's prompt is read from where it differs."""
+        try:
+            self.prefix = read_shared_prefix(
+                self.tokenizer, self.system_prompt, self.context_tokens, self.model.device, self._logits
+            )
+        except (*GENERATION_ERRORS, *PROMPT_ERRORS) as exc:
+            log.warning("could not read the shared prompt start (%s); reading whole prompts", one_line(exc))
 
     def check_room(self, max_new_tokens: int) -> None:
         """Raises ModelLoadError when MAX_NEW_TOKENS leaves no room for the system prompt and a short message."""
@@ -126,118 +124,162 @@ class TransformersEngine:
         except PROMPT_ERRORS as exc:
             raise ModelLoadError(
                 f"MAX_NEW_TOKENS={max_new_tokens} and SYSTEM_PROMPT do not fit the model's context of "
-                f"{self.context_tokens} tokens (MAX_CONTEXT_TOKENS): {exc}"
+                f"{self.context_tokens} tokens (MAX_CONTEXT_TOKENS) or BATCH_TOKEN_BUDGET={self.token_budget}: {exc}"
             ) from None
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
-        budget = self.context_tokens - request.max_new_tokens
+        """The request's prompt, trimmed (oldest history first) to fit both the context and the batch budget."""
+        limit = min(self.context_tokens, self.token_budget)
+        budget = limit - request.max_new_tokens
         if budget <= 0:
-            raise PromptTooLongError(
-                f"max_new_tokens={request.max_new_tokens} leaves no room in the context of {self.context_tokens}"
-            )
+            raise PromptTooLongError(f"max_new_tokens={request.max_new_tokens} leaves no room in {limit} tokens")
         return build_prompt_ids(self.tokenizer, self.system_prompt, request.history, request.message, budget)
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        results: dict[int, GenerationResult] = {}
-        groups: dict[Sampling, list[tuple[int, list[int]]]] = {}
-        for index, request in enumerate(requests):
+    @property
+    def unfinished(self) -> int:
+        return len(self.waiting) + len(self.running) + len(self.done)
+
+    def add(self, requests: Sequence[GenerationRequest]) -> None:
+        for request in requests:
             try:
                 prompt = self.prompt_ids(request)
             except PROMPT_ERRORS as exc:
-                results[index] = GenerationResult.failed(request.job_id, f"prompt: {exc}")
+                self.done.append(GenerationResult.failed(request.job_id, f"prompt: {exc}"))
                 continue
-            groups.setdefault(Sampling.of(request), []).append((index, prompt))
-        for sampling, members in groups.items():
-            answers = self._generate_group([requests[i] for i, _ in members], [p for _, p in members], sampling)
-            results.update(zip((i for i, _ in members), answers, strict=True))
-        return [results[i] for i in range(len(requests))]
+            try:
+                sampler = RowSampler(request, self.eos_token_ids)
+            except ValueError as exc:  # settings transformers refuses, such as a penalty of 0
+                self.done.append(GenerationResult.failed(request.job_id, f"generation failed: {one_line(exc)}"))
+                continue
+            self.waiting.append(Row(request, prompt, sampler))
 
-    def _generate_group(
-        self, requests: list[GenerationRequest], prompts: list[list[int]], sampling: Sampling
-    ) -> list[GenerationResult]:
-        """One batch; if it fails, each request alone, so that only the failing ones get an error."""
+    def step(self) -> list[GenerationResult]:
+        """Lets waiting jobs join and reads their prompts if any can; otherwise generates one token for each row."""
+        joining = admit(self.waiting, self.running, self.max_rows, self.token_budget)
+        if joining:
+            self._prefill(joining)
+        elif self.running:
+            self._decode()
+        finished, self.done = self.done, []
+        return finished
+
+    def _prefill(self, joining: list[Row]) -> None:
+        """Reads the joining rows' prompts: those that start as every prompt does from where they differ."""
+        prefix = self.prefix
+        shared = [row for row in joining if prefix is not None and prefix.covers(row.prompt)]
+        if shared:
+            self._read_prompts(shared, prefix)
+        if len(shared) < len(joining):
+            self._read_prompts([row for row in joining if row not in shared], None)
+
+    def _read_prompts(self, joining: list[Row], prefix: SharedPrefix | None) -> None:
+        """Reads prompts in one forward; if that fails, each alone, so that only the culprit fails."""
+        skip = len(prefix.ids) if prefix else 0
+        own = [row.prompt[skip:] for row in joining]
+        length = max(len(ids) for ids in own)
+        pad = cast(int, self.tokenizer.pad_token_id)
+        device = self.model.device
+        input_ids = torch.tensor([[pad] * (length - len(ids)) + ids for ids in own], device=device)
+        mask = [[1] * skip + [0] * (length - len(ids)) + [1] * len(ids) for ids in own]
+        attention_mask = torch.tensor(mask, dtype=torch.long, device=device)
+        positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)[:, skip:]
+        cache = prefix.cache(len(joining)) if prefix else DynamicCache()
         try:
-            answers = self.generate_batch(prompts, sampling)
+            logits = self.forward([row.request for row in joining], input_ids, attention_mask, positions, cache)
+            tokens = [row.sampler.choose(logits[i], row.prompt, []) for i, row in enumerate(joining)]
         except GENERATION_ERRORS as exc:
-            if len(prompts) > 1:
-                log.warning("batch of %d failed (%s); generating each job alone", len(prompts), one_line(exc))
-                return [self._generate_group([r], [p], sampling)[0] for r, p in zip(requests, prompts, strict=True)]
-            reason = f"generation failed: {one_line(exc)}"
-            log.warning("job %s: %s", requests[0].job_id, reason)
-            return [GenerationResult.failed(requests[0].job_id, reason, len(prompts[0]))]
-        return [
-            GenerationResult(request.job_id, text, None, len(prompt), new_tokens)
-            for request, prompt, (text, new_tokens) in zip(requests, prompts, answers, strict=True)
-        ]
+            if len(joining) == 1:
+                self._fail(joining[0], exc)
+                return
+            log.warning("prompts of %d jobs failed together (%s); reading each alone", len(joining), one_line(exc))
+            for row in joining:
+                self._read_prompts([row], prefix)
+            return
+        self.running.extend(joining)
+        self.batch.join(cache, attention_mask, torch.tensor([[t] for t in tokens], device=device), self._room())
+        self._record(tokens, first=len(self.running) - len(joining))
 
-    def generate_batch(self, prompts: list[list[int]], sampling: Sampling) -> list[tuple[str, int]]:
-        """Generates left-padded `prompts` together; returns (answer text, new tokens) for each."""
-        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.model.device)
-        with torch.inference_mode():
-            # transformers annotates generate's `self` with a private protocol that PreTrainedModel is not declared as.
-            output = self.model.generate(  # type: ignore[operator]
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                generation_config=self.generation_config(sampling),
+    def _decode(self) -> None:
+        """One new token for every running row; if the batch fails, its rows start again, each alone."""
+        input_ids, attention_mask, positions = self.batch.step_inputs()
+        try:
+            logits = self.forward(
+                [row.request for row in self.running], input_ids, attention_mask, positions, self.batch.cache
             )
-        return [self._decode(row.tolist()) for row in output[:, batch["input_ids"].shape[1] :]]
+            tokens = [row.sampler.choose(logits[i], row.prompt, row.generated) for i, row in enumerate(self.running)]
+        except GENERATION_ERRORS as exc:
+            rows, self.running = self.running, []
+            self.batch.clear()  # some layers may hold the failed step's keys already
+            if len(rows) == 1:
+                self._fail(rows[0], exc)
+                return
+            log.warning("batch of %d jobs failed (%s); generating each alone", len(rows), one_line(exc))
+            for row in rows:
+                row.generated.clear()
+                row.solo = True
+            self.waiting.extendleft(reversed(rows))
+            return
+        self.batch.next_ids = torch.tensor([[t] for t in tokens], device=self.model.device)
+        self._record(tokens, first=0)
 
-    def generation_config(self, sampling: Sampling) -> GenerationConfig:
-        # Built from scratch so that a model's own sampling defaults never mix with the job's settings.
-        sample = sampling.temperature > 0
-        return GenerationConfig(  # type: ignore[no-untyped-call]
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=sample,
-            temperature=sampling.temperature if sample else None,
-            top_p=sampling.top_p if sample else None,
-            repetition_penalty=sampling.repetition_penalty,
-            eos_token_id=self.eos_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
+    def forward(
+        self,
+        rows: Sequence[GenerationRequest],
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: DynamicCache | None,
+    ) -> torch.Tensor:
+        """float32 logits [rows, vocab] of each row's last position, for the jobs `rows`.
 
-    def _decode(self, new_ids: list[int]) -> tuple[str, int]:
+        Every forward over jobs goes through here: tests override it to fail a batch that holds a given job.
+        """
+        return self._logits(input_ids, attention_mask, position_ids, cache)
+
+    def _logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: DynamicCache | None,
+    ) -> torch.Tensor:
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return cast(torch.Tensor, output.logits[:, -1, :].float())
+
+    def _record(self, tokens: list[int], first: int) -> None:
+        """Appends each row's new token (rows from `first` on); rows that stop are answered and leave the batch."""
+        keep = list(range(first))
+        for index, token in enumerate(tokens, start=first):
+            row = self.running[index]
+            row.generated.append(token)
+            if row.sampler.finished(token, len(row.generated)):
+                self.done.append(self._answer(row))
+            else:
+                keep.append(index)
+        if len(keep) < len(self.running):
+            self.running = [self.running[i] for i in keep]
+            self.batch.keep(keep, self._room())
+
+    def _room(self) -> int:
+        """Steps until a row is sure to leave, when the cache is rebuilt: what it needs room for meanwhile."""
+        return min((row.request.max_new_tokens - len(row.generated) for row in self.running), default=0)
+
+    def _answer(self, row: Row) -> GenerationResult:
         """The answer text (up to the first end-of-sequence token) and the number of tokens generated."""
+        new_ids = row.generated
         end = next((i for i, token in enumerate(new_ids) if token in self.eos_token_ids), None)
-        answer_ids = new_ids if end is None else new_ids[:end]
-        text = cast(str, self.tokenizer.decode(answer_ids, skip_special_tokens=True)).strip()
-        return text, len(new_ids) if end is None else end + 1
+        text = cast(str, self.tokenizer.decode(new_ids if end is None else new_ids[:end], skip_special_tokens=True))
+        return GenerationResult(row.request.job_id, text.strip(), None, len(row.prompt), len(new_ids))
 
-
-def choose_device(setting: str) -> str:
-    """DEVICE=auto is the first CUDA GPU when torch sees one, else the CPU."""
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if setting.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"DEVICE={setting} but torch sees no CUDA device (a CPU-only torch build?)")
-    if setting == "mps" and not torch.backends.mps.is_available():
-        raise ModelLoadError("DEVICE=mps but torch sees no Apple GPU")
-    return setting
-
-
-def choose_dtype(setting: str, device: str) -> torch.dtype:
-    """DTYPE=auto is bfloat16 on GPUs that support it, float16 on other GPUs, and CPU_DTYPE on CPUs."""
-    if setting != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[setting]
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return torch.float16
-    return CPU_DTYPE
-
-
-def context_tokens(model: PreTrainedModel, max_context_tokens: int) -> int:
-    """MAX_CONTEXT_TOKENS when set (but never past the model's limit), else the model's, capped."""
-    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None) or FALLBACK_CONTEXT_TOKENS
-    if max_context_tokens:
-        if max_context_tokens > limit:
-            log.warning("MAX_CONTEXT_TOKENS=%d is more than the model's %d; using %d", max_context_tokens, limit, limit)
-        return min(max_context_tokens, limit)
-    return min(limit, DEFAULT_CONTEXT_CAP_TOKENS)
-
-
-def _eos_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Every id that ends an answer: the generation config's (often the end-of-turn token too) and the tokenizer's."""
-    configured = model.generation_config.eos_token_id
-    ids = configured if isinstance(configured, list) else [configured]
-    ids = [*ids, tokenizer.eos_token_id]
-    return sorted({int(i) for i in ids if i is not None})
+    def _fail(self, row: Row, exc: BaseException) -> None:
+        reason = f"generation failed: {one_line(exc)}"
+        log.warning("job %s: %s", row.request.job_id, reason)
+        self.done.append(GenerationResult.failed(row.request.job_id, reason, len(row.prompt)))

@@ -1,4 +1,5 @@
-"""The runner's Redis loop: claim a batch, generate it off the event loop, complete or fail each job."""
+"""The runner's Redis loop: claims jobs while the batch has room, generates them in the generation thread (a
+job claimed while others generate joins their batch), and completes or fails each one as soon as it ends."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
+from runner.batched_completions import BatchedCompletions
 from runner.engine import Engine, GenerationRequest, GenerationResult
+from runner.generation_thread import GenerationThread
 from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue, QueuePolicy
 from shared.keys import Keys
@@ -44,14 +47,23 @@ class Runner:
         self.queue = JobQueue(redis, keys, QueuePolicy.from_settings(settings))
         self.heartbeat = Heartbeat(redis, keys, "runner", worker_id, settings.heartbeat_ttl_s)
         self.stats = RunnerStats()
+        self.generation = GenerationThread(engine)
+        self.completions = BatchedCompletions(
+            lambda batch: self._retry(lambda: self.queue.complete_many(self.worker_id, batch))
+        )
+        self.in_flight: set[asyncio.Task[None]] = set()
+        """One task per job claimed and not yet completed or failed: BATCH_SIZE at most."""
+        self.job_error: BaseException | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Serves jobs until `stop` is set; the batch in hand is finished first."""
+        """Serves jobs until `stop` is set; the jobs in hand are finished first."""
         await self._retry(self.heartbeat.beat)
+        self.generation.start()
         beating = asyncio.create_task(self._keep_alive(stop))
         try:
             await self._serve(stop)
         finally:
+            await self.generation.stop()
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             try:
@@ -64,42 +76,66 @@ class Runner:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
-        while not stop.is_set():
-            try:
-                batch = await self.claim_batch()
-            except REDIS_DOWN_ERRORS as exc:
-                log.warning("Redis unreachable while claiming (%s); retrying", type(exc).__name__)
-                await backoff.sleep()
-                continue
-            backoff.reset()
-            if batch:
-                await self.answer_batch(batch)
+        try:
+            while not stop.is_set():
+                if self.job_error is not None:
+                    raise self.job_error
+                room = self.settings.batch_size - len(self.in_flight)
+                if room <= 0:
+                    await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    batch = await self.claim_batch(room)
+                except REDIS_DOWN_ERRORS as exc:
+                    log.warning("Redis unreachable while claiming (%s); retrying", type(exc).__name__)
+                    await backoff.sleep()
+                    continue
+                backoff.reset()
+                self.start_jobs(batch)
+        finally:
+            if self.in_flight:
+                await asyncio.gather(*self.in_flight)
 
-    async def claim_batch(self) -> list[tuple[ClaimedJob, list[Turn]]]:
-        """The oldest job (waiting up to ~2 s for one) and every other one waiting, up to the batch size.
+    async def claim_batch(self, limit: int | None = None) -> list[tuple[ClaimedJob, list[Turn]]]:
+        """The oldest job (waiting up to ~2 s for one) and every other one waiting, up to `limit` (the free
+        places in the batch), each with its user's history.
 
-        A job that finds the runner idle starts at once, with whatever arrived alongside it, rather than
-        wait for company: those arriving while it runs make up the next batch.
+        A job that finds the runner idle starts at once, with whatever arrived alongside it, rather than wait
+        for company: those arriving while it generates join it between two decoding steps. The queue holds one
+        job per user at a time, so a batch never holds two messages of the same user.
         """
-        return await self.queue.claim_batch(self.worker_id, self.settings.batch_size)
+        return await self.queue.claim_batch(self.worker_id, limit or self.settings.batch_size)
 
-    async def answer_batch(self, batch: list[tuple[ClaimedJob, list[Turn]]]) -> None:
-        """Generates a batch; its answers are stored in one round trip (each job's completion still atomic)."""
-        for claimed, _ in batch:
-            log.info("job %s of user %s claimed (attempt %d)", claimed.job["id"], claimed.job["user_id"],
-                     claimed.job["attempts"] + 1)
-        results = await asyncio.to_thread(self.engine.generate, [self.request_for(c, h) for c, h in batch])
-        jobs = [claimed for claimed, _ in batch]
-        answered = [(c, r) for c, r in zip(jobs, results, strict=True) if r.text is not None]
-        for claimed, result in zip(jobs, results, strict=True):
-            if result.text is None:
-                await self._retry(functools.partial(self.record_failure, claimed, result))
-        completions = [
-            Completion(c, (r.text or "").strip() or EMPTY_ANSWER_TEXT, c.job["content"]) for c, r in answered
-        ]
-        done = await self._retry(lambda: self.queue.complete_many(self.worker_id, completions))
-        for (claimed, result), completed in zip(answered, done, strict=True):
-            self.record_answer(claimed, result, completed)
+    def start_jobs(self, batch: list[tuple[ClaimedJob, list[Turn]]]) -> list[asyncio.Task[None]]:
+        """Hands the jobs to the generation thread together (they join the batch in the same step), and starts
+        one task per job that completes or fails it when its result comes."""
+        results = self.generation.submit([self.request_for(claimed, history) for claimed, history in batch])
+        tasks = []
+        for (claimed, _), result in zip(batch, results, strict=True):
+            job = claimed.job
+            log.info("job %s of user %s claimed (attempt %d)", job["id"], job["user_id"], job["attempts"] + 1)
+            task = asyncio.create_task(self.answer_job(claimed, result))
+            self.in_flight.add(task)
+            task.add_done_callback(self._job_done)
+            tasks.append(task)
+        return tasks
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        # Not a failed job (those are recorded as failures) but a broken runner, e.g. a crashed engine: stop.
+        if not task.cancelled() and task.exception() is not None and self.job_error is None:
+            self.job_error = task.exception()
+
+    async def answer_job(self, claimed: ClaimedJob, generated: Awaitable[GenerationResult]) -> None:
+        """Completes or fails one job once its generation ends (the others in flight go on meanwhile)."""
+        job = claimed.job
+        result = await generated
+        if result.text is None:
+            await self._retry(functools.partial(self.record_failure, claimed, result))
+            return
+        answer = result.text.strip() or EMPTY_ANSWER_TEXT
+        completed = await self.completions.complete(Completion(claimed, answer, job["content"]))
+        self.record_answer(claimed, result, completed)
 
     def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
         job = claimed.job
@@ -111,6 +147,7 @@ class Runner:
             temperature=job.get("temperature", self.settings.temperature),
             top_p=self.settings.top_p,
             repetition_penalty=self.settings.repetition_penalty,
+            min_new_tokens=job.get("min_new_tokens", 0),
         )
 
     async def record_failure(self, claimed: ClaimedJob, result: GenerationResult) -> None:

@@ -54,8 +54,14 @@ DEFAULT_POSTED_TTL_S = 7 * 24 * 3600
 DEFAULT_SEEN_TTL_S = 24 * 3600
 """How long a message id is remembered so that a gateway replay is not queued twice."""
 
-DEFAULT_BATCH_SIZE = 1
-"""Jobs a runner generates together."""
+DEFAULT_BATCH_SIZE = 16
+"""Jobs a runner generates together; jobs join the batch as others finish (continuous batching)."""
+
+DEFAULT_BATCH_TOKEN_BUDGET = 16384
+"""Cache positions one runner's batch may hold: jobs x the longest (prompt + MAX_NEW_TOKENS) among them.
+
+What bounds a runner's memory: about 0.75 GB of key/value cache for the built-in model in float32, 2 GB for an
+8B Llama in bfloat16. A prompt longer than this allows is trimmed, oldest history first."""
 
 DEFAULT_UPDATER_CONCURRENCY = 8
 """Responses one updater posts at the same time (the parts of one answer still go one after another)."""

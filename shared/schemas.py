@@ -29,6 +29,9 @@ class Job(TypedDict):
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.
     max_new_tokens: NotRequired[int]
     temperature: NotRequired[float]
+    # For benchmarks and tests, never set by the bot: the end-of-sequence token is ignored until this many tokens
+    # are generated, so that every answer does the same work.
+    min_new_tokens: NotRequired[int]
 
 
 ResponseKind = Literal["answer", "partial", "apology"]

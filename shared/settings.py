@@ -51,6 +51,7 @@ class Settings:
     max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
     heartbeat_ttl_s: float = defaults.DEFAULT_HEARTBEAT_TTL_S
     batch_size: int = defaults.DEFAULT_BATCH_SIZE
+    batch_token_budget: int = defaults.DEFAULT_BATCH_TOKEN_BUDGET
     updater_concurrency: int = defaults.DEFAULT_UPDATER_CONCURRENCY
     discord_requests_per_s: float = defaults.DEFAULT_DISCORD_REQUESTS_PER_S
     reactions_per_s: float = defaults.DEFAULT_REACTIONS_PER_S
@@ -145,6 +146,9 @@ def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
         max_attempts=get("MAX_ATTEMPTS", _bounded(int, 1, 100), defaults.DEFAULT_MAX_ATTEMPTS),
         heartbeat_ttl_s=get("HEARTBEAT_TTL_S", _bounded(float, 1.0, 3600.0), defaults.DEFAULT_HEARTBEAT_TTL_S),
         batch_size=get("BATCH_SIZE", _bounded(int, 1, 1024), defaults.DEFAULT_BATCH_SIZE),
+        batch_token_budget=get(
+            "BATCH_TOKEN_BUDGET", _bounded(int, 64, 100_000_000), defaults.DEFAULT_BATCH_TOKEN_BUDGET
+        ),
         updater_concurrency=get(
             "UPDATER_CONCURRENCY", _bounded(int, 1, 256), defaults.DEFAULT_UPDATER_CONCURRENCY
         ),

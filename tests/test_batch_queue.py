@@ -159,7 +159,9 @@ async def test_runner_batches_what_waits_and_answers_it_in_one_go(
     await queue_jobs(redis, keys, queue, jobs)
     batch = await runner.claim_batch()
     assert [(c.job["id"], history) for c, history in batch] == [(job["id"], []) for job in jobs[:2]]
-    await runner.answer_batch(batch)
+    runner.generation.start()
+    await asyncio.gather(*runner.start_jobs(batch))
+    await runner.generation.stop()
     assert runner.stats.answered == 2
     assert await queue.history("1") == [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "echo: q1"}]
     assert await redis.llen(keys.processing("r1")) == 0

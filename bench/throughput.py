@@ -1,0 +1,229 @@
+"""`python bench/throughput.py [--quick]`: tokens per second of the built-in model, three ways, in one run.
+
+Every request is one of the Discord questions in bench/questions.json and generates exactly NEW_TOKENS tokens
+(greedy, end-of-sequence ignored), so every way does the same work:
+(a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did (same model
+    and dtype; DTYPE=auto is float32 on a CPU, so this is also the seed's configuration);
+(b) pipeline: a real redis-server and one `python -m runner`; C users each send a question at the same moment,
+    enqueued as the bot enqueues them, and the answers are read from the response list;
+(c) raw batch: the runner's engine, in this process, generating the same C prompts together: the upper bound.
+(b) and (c) are the best of ROUNDS runs each. The last line is the summary at C=16: speedup = b/a, efficiency = b/c.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+from transformers import GenerationConfig  # noqa: E402
+
+from runner.engine import GenerationRequest, generate_all, load_engine  # noqa: E402
+from runner.transformers_engine import TransformersEngine  # noqa: E402
+from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
+from shared.keys import Keys  # noqa: E402
+from shared.schemas import Job, Response, decode_response  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
+from tests.system import System  # noqa: E402
+
+NEW_TOKENS = 64
+CONCURRENCY = (1, 4, 16, 32)
+QUICK_CONCURRENCY = (1, 16)
+SUMMARY_CONCURRENCY = 16
+SEQUENTIAL_REQUESTS = 8
+"""Requests timed one at a time; tokens/s alone does not depend on how many users there are."""
+ROUNDS = 2
+"""(b) and (c) are each measured this many times, alternately, and the best kept: the machine may be shared."""
+DEFAULT_CACHE_DIR = "/tmp/llamabot-bench-cache"
+"""Where the built-in model is converted once (~20 s) and found by later runs; MODEL_CACHE_DIR overrides it."""
+QUESTIONS = json.loads((ROOT / "bench" / "questions.json").read_text())
+KEYS = Keys()
+ANSWER_TIMEOUT_S = 300.0
+
+
+def bench_settings() -> Settings:
+    env = {"MODEL": "builtin", "MODEL_CACHE_DIR": DEFAULT_CACHE_DIR, "TEMPERATURE": "0", **os.environ}
+    settings = Settings.from_env(env, env_file=None)
+    return dataclasses.replace(settings, batch_size=max(CONCURRENCY), max_new_tokens=NEW_TOKENS)
+
+
+def request(index: int, settings: Settings) -> GenerationRequest:
+    return GenerationRequest(
+        job_id=f"q{index}",
+        history=(),
+        message=QUESTIONS[index % len(QUESTIONS)],
+        max_new_tokens=NEW_TOKENS,
+        temperature=0.0,
+        top_p=settings.top_p,
+        repetition_penalty=settings.repetition_penalty,
+        min_new_tokens=NEW_TOKENS,
+    )
+
+
+def sequential_tok_s(engine: TransformersEngine, settings: Settings, count: int) -> float:
+    """(a): `model.generate` on one prompt at a time, with the runner's sampling settings."""
+    config = GenerationConfig(  # type: ignore[no-untyped-call]
+        max_new_tokens=NEW_TOKENS,
+        min_new_tokens=NEW_TOKENS,
+        do_sample=False,
+        repetition_penalty=settings.repetition_penalty,
+        eos_token_id=engine.eos_token_ids,
+        pad_token_id=engine.tokenizer.pad_token_id,
+    )
+    prompts = [engine.prompt_ids(request(i, settings)) for i in range(count + 1)]
+    elapsed = tokens = 0.0
+    for index, prompt in enumerate(prompts):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = engine.model.generate(  # type: ignore[operator]
+                input_ids=torch.tensor([prompt], device=engine.model.device),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=engine.model.device),
+                generation_config=config,
+            )
+        if index:  # the first is a warm-up
+            elapsed += time.perf_counter() - started
+            tokens += output.shape[1] - len(prompt)
+    return tokens / elapsed
+
+
+def raw_batch_tok_s(engine: TransformersEngine, settings: Settings, concurrency: int) -> float:
+    """(c): the engine alone, all `concurrency` prompts added at once."""
+    requests = [request(i, settings) for i in range(concurrency)]
+    started = time.perf_counter()
+    results = generate_all(engine, requests)
+    elapsed = time.perf_counter() - started
+    assert all(r.new_tokens == NEW_TOKENS for r in results), [r.error for r in results if r.error]
+    return sum(r.new_tokens for r in results) / elapsed
+
+
+class Pipeline:
+    """A redis-server and one `python -m runner`, fed the way the bot feeds it."""
+
+    def __init__(self, work_dir: Path, settings: Settings) -> None:
+        self.server = RedisServer(work_dir)
+        self.server.start()
+        self.redis = Redis.from_url(self.server.url, decode_responses=True)
+        self.queue = JobQueue(self.redis, KEYS, QueuePolicy(rate_limit_per_minute=10_000))
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "REDIS_URL": self.server.url,
+            "MODEL": settings.model,
+            "MODEL_CACHE_DIR": str(settings.model_cache_dir),
+            "DEVICE": settings.device,
+            "DTYPE": settings.dtype,
+            "BATCH_SIZE": str(settings.batch_size),
+            "MAX_NEW_TOKENS": str(NEW_TOKENS),
+            "TEMPERATURE": "0",
+        }
+        self.system = System(env, work_dir)
+        self.rounds = 0
+
+    async def start(self) -> None:
+        runner = self.system.start("runner")
+        await self.system.wait_for_log(runner, "taking jobs", timeout=180)
+        await self.tok_s(2)  # warm-up: the runner's first batch pays one-off allocations
+
+    async def tok_s(self, concurrency: int) -> float:
+        """(b): `concurrency` users each send one question at the same moment; tokens/s until the last answer."""
+        self.rounds += 1
+        users = [f"{self.rounds}{i:03d}" for i in range(concurrency)]
+        await self.redis.sadd(KEYS.optin, *users)
+        jobs = [self.job(user, index) for index, user in enumerate(users)]
+        started = time.perf_counter()
+        outcomes = await asyncio.gather(*(self.queue.enqueue(job) for job in jobs))
+        assert all(o.status == "queued" for o in outcomes), outcomes
+        answers: list[Response] = []
+        deadline = started + ANSWER_TIMEOUT_S
+        while len(answers) < concurrency:
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"{len(answers)} of {concurrency} answers in time:\n{self.system.logs()}")
+            # Short blocking pops: redis-py's socket timeout would cut a long one.
+            popped = await self.redis.brpop([KEYS.response], timeout=1)
+            if popped is not None:
+                answers.append(decode_response(popped[1]))
+        elapsed = time.perf_counter() - started
+        assert {a["job_id"] for a in answers} == {j["id"] for j in jobs}
+        assert all(a["kind"] == "answer" for a in answers), answers
+        return concurrency * NEW_TOKENS / elapsed
+
+    def job(self, user: str, index: int) -> Job:
+        return {
+            "id": f"{self.rounds}{index:04d}",
+            "user_id": user,
+            "channel_id": "900",
+            "guild_id": "800",
+            "content": QUESTIONS[index % len(QUESTIONS)],
+            "enqueued_at": time.time(),
+            "attempts": 0,
+            "max_new_tokens": NEW_TOKENS,
+            "min_new_tokens": NEW_TOKENS,
+            "temperature": 0.0,
+        }
+
+    async def close(self) -> None:
+        self.system.stop_all()
+        await self.redis.aclose()
+        self.server.stop()
+
+
+async def main(quick: bool) -> None:
+    settings = bench_settings()
+    levels = QUICK_CONCURRENCY if quick else CONCURRENCY
+    with tempfile.TemporaryDirectory(prefix="throughput-") as work_dir:
+        pipeline = Pipeline(Path(work_dir), settings)
+        try:
+            engine = load_engine(settings)
+            assert isinstance(engine, TransformersEngine), "this benchmark needs a transformers model"
+            print(f"{engine.description}; {NEW_TOKENS} new tokens per request, greedy, end-of-sequence ignored")
+            await pipeline.start()
+            sequential = sequential_tok_s(engine, settings, SEQUENTIAL_REQUESTS // (2 if quick else 1))
+            dtype = str(engine.model.dtype).removeprefix("torch.")
+            seed_note = "same as (a): DTYPE=auto is float32 here" if dtype == "float32" else f"(a) ran in {dtype}"
+            print(f"(a) sequential model.generate, one request at a time: {sequential:.1f} tok/s")
+            print(f"seed baseline (float32, one request at a time): {sequential:.1f} tok/s ({seed_note})")
+            print(
+                f"{'users':>5} {'sequential_tok_s':>17} {'pipeline_tok_s':>15} {'raw_batch_tok_s':>16} "
+                f"{'speedup':>8} {'efficiency':>10}"
+            )
+            rows = {}
+            for concurrency in levels:
+                raw = piped = 0.0
+                for _ in range(ROUNDS):  # alternated, so that a slower spell of the machine hits both alike
+                    raw = max(raw, raw_batch_tok_s(engine, settings, concurrency))
+                    piped = max(piped, await pipeline.tok_s(concurrency))
+                rows[concurrency] = (sequential, piped, raw)
+                print(
+                    f"{concurrency:>5} {sequential:>17.1f} {piped:>15.1f} {raw:>16.1f} "
+                    f"{piped / sequential:>8.2f} {piped / raw:>10.2f}",
+                    flush=True,
+                )
+        finally:
+            await pipeline.close()
+    sequential, piped, raw = rows[SUMMARY_CONCURRENCY]
+    print(
+        f"concurrency={SUMMARY_CONCURRENCY} sequential_tok_s={sequential:.1f} pipeline_tok_s={piped:.1f} "
+        f"raw_batch_tok_s={raw:.1f} speedup={piped / sequential:.2f} efficiency={piped / raw:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"only {QUICK_CONCURRENCY} users, fewer sequential runs")
+    asyncio.run(main(parser.parse_args().quick))

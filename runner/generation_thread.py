@@ -1,0 +1,119 @@
+"""Steps an engine in a thread of its own, so that the runner's event loop never waits on the model.
+
+The event loop submits requests at any time and awaits each one's result; the thread hands new requests to the
+engine between two steps (that is how a job joins a running batch) and resolves each future as its job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Sequence
+
+from runner.engine import Engine, GenerationRequest, GenerationResult
+
+log = logging.getLogger(__name__)
+
+_STOP = None
+"""Put in the inbox to make the thread return once the engine has finished its work."""
+
+_Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[GenerationResult]"]
+_Resolved = list[tuple["asyncio.Future[GenerationResult]", GenerationResult]]
+
+
+class GenerationThread:
+    """The one thread that steps the engine; `submit` and `stop` are called from the event loop."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._inbox: queue.SimpleQueue[list[tuple[GenerationRequest, _Waiter]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
+        self._crash: Exception | None = None
+        self._crash_lock = threading.Lock()
+        """Makes "not crashed, so queue it" one step, so no request slips in after the crash drained the inbox."""
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, requests: Sequence[GenerationRequest]) -> list[asyncio.Future[GenerationResult]]:
+        """Each request's result, once the engine has answered it; call from the event loop.
+
+        Requests submitted together reach the engine together, so they join the batch in the same step.
+        """
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[GenerationResult]] = [loop.create_future() for _ in requests]
+        with self._crash_lock:
+            if self._crash is None:
+                self._inbox.put([(request, (loop, future)) for request, future in zip(requests, futures, strict=True)])
+            else:
+                for future in futures:
+                    future.set_exception(RuntimeError(f"the generation thread has stopped: {self._crash!r}"))
+        return futures
+
+    async def stop(self) -> None:
+        """Lets the engine finish what it was given, then ends the thread."""
+        self._inbox.put(_STOP)
+        await asyncio.to_thread(self._thread.join)
+
+    def _run(self) -> None:
+        waiters: dict[str, deque[_Waiter]] = {}
+        try:
+            self._serve(waiters)
+        except Exception as exc:
+            # Not one job's failure (the engine turns those into failed results) but a broken engine: every
+            # caller hears of it, and the runner stops, rather than waiting forever on a thread that is gone.
+            log.exception("generation thread crashed")
+            with self._crash_lock:
+                self._crash = exc
+                while not self._inbox.empty():
+                    item = self._inbox.get_nowait()
+                    for request, waiter in item or ():
+                        waiters.setdefault(request.job_id, deque()).append(waiter)
+            for pending in waiters.values():
+                for loop, future in pending:
+                    loop.call_soon_threadsafe(_reject, future, exc)
+
+    def _serve(self, waiters: dict[str, deque[_Waiter]]) -> None:
+        stopping = False
+        while not stopping or self.engine.unfinished:
+            new: list[GenerationRequest] = []
+            # Blocks only while the engine has nothing to do; otherwise takes what arrived since the last step.
+            block = not self.engine.unfinished and not stopping
+            while True:
+                try:
+                    item = self._inbox.get(block=block)
+                except queue.Empty:
+                    break
+                block = False
+                if item is _STOP:
+                    stopping = True
+                    continue
+                for request, waiter in item:
+                    waiters.setdefault(request.job_id, deque()).append(waiter)
+                    new.append(request)
+            if new:
+                self.engine.add(new)
+            ready: dict[asyncio.AbstractEventLoop, _Resolved] = {}
+            for result in self.engine.step() if self.engine.unfinished else ():
+                pending = waiters[result.job_id]
+                loop, future = pending.popleft()
+                if not pending:
+                    del waiters[result.job_id]
+                ready.setdefault(loop, []).append((future, result))
+            # One callback per step, so the jobs that ended together wake up together (and complete together).
+            for loop, resolved in ready.items():
+                loop.call_soon_threadsafe(_resolve, resolved)
+
+
+def _resolve(resolved: _Resolved) -> None:
+    for future, result in resolved:
+        if not future.done():  # its caller may have been cancelled meanwhile
+            future.set_result(result)
+
+
+def _reject(future: asyncio.Future[GenerationResult], exc: Exception) -> None:
+    if not future.done():
+        future.set_exception(RuntimeError(f"the generation thread has stopped: {exc!r}"))
