@@ -29,7 +29,8 @@ import torch  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from transformers import GenerationConfig  # noqa: E402
 
-from runner.engine import GenerationRequest, generate_all, load_engine  # noqa: E402
+from runner.engine import GenerationRequest, generate_all  # noqa: E402
+from runner.engine_choice import load_engine  # noqa: E402
 from runner.transformers_engine import TransformersEngine  # noqa: E402
 from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
 from shared.keys import Keys  # noqa: E402

@@ -12,7 +12,8 @@ import time
 
 from runner.builtin_model import prepare_builtin_model
 from runner.diagnostic import run_diagnostic
-from runner.engine import Engine, load_engine
+from runner.engine import Engine
+from runner.engine_choice import load_engine
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.worker import Runner
 from shared.errors import SettingsError

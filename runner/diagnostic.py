@@ -12,7 +12,8 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from runner.engine import GENERATION_ERRORS, Engine, GenerationRequest, generate_all, load_engine
+from runner.engine import GENERATION_ERRORS, Engine, GenerationRequest, generate_all
+from runner.engine_choice import load_engine
 from runner.errors import DiagnosticError
 from shared.settings import Settings
 

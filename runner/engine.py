@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared.schemas import Turn
-from shared.settings import Settings
 
 GENERATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
 """What generation raises for one bad input (out of memory, invalid settings, token ids out of range).
@@ -81,17 +80,3 @@ def generate_all(engine: Engine, requests: Sequence[GenerationRequest]) -> list[
         results.update((result.job_id, result) for result in engine.step())
     return [results[request.job_id] for request in requests]
 
-
-def load_engine(settings: Settings) -> Engine:
-    """The engine for settings.model; raises ModelLoadError with a one-line reason."""
-    from runner.model_source import parse_echo_model, resolve_model
-
-    echo_delay_s = parse_echo_model(settings.model)
-    if echo_delay_s is not None:
-        from runner.echo_engine import EchoEngine
-
-        return EchoEngine(delay_s=echo_delay_s)
-
-    from runner.transformers_engine import TransformersEngine
-
-    return TransformersEngine.load(resolve_model(settings), settings)

@@ -15,7 +15,8 @@ from transformers import DynamicCache, GenerationConfig
 
 from runner.diagnostic import DIAGNOSTIC_NEW_TOKENS, run_diagnostic
 from runner.echo_engine import EchoEngine
-from runner.engine import GenerationRequest, GenerationResult, generate_all, load_engine
+from runner.engine import GenerationRequest, GenerationResult, generate_all
+from runner.engine_choice import load_engine
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.model_loading import choose_dtype
 from runner.model_source import ModelFiles

@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
 from runner import builtin_model
-from runner.engine import load_engine
+from runner.engine_choice import load_engine
 from runner.errors import ModelLoadError
 from runner.model_source import HUB_CACHE_SUBDIR, ModelFiles, parse_echo_model, resolve_model
 from shared.secret import Secret
