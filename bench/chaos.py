@@ -101,9 +101,12 @@ async def trial(cluster: Cluster, number: int, rng: random.Random, args: argpars
         duplicated=sum(1 for m in sent if counts[m] > 1),
         seconds=seconds,
     )
-    print(f"trial {number + 1}: jobs={len(sent)} killed={', '.join(killed)} drained_in={seconds:.1f}s "
-          f"(waited {waited:.1f}s for the restarted runner first) "
-          f"lost={result.lost} duplicated={result.duplicated}", flush=True)
+    print(
+        f"trial {number + 1}: jobs={len(sent)} killed={', '.join(killed)} drained_in={seconds:.1f}s "
+        f"(waited {waited:.1f}s for the restarted runner first) "
+        f"lost={result.lost} duplicated={result.duplicated}",
+        flush=True,
+    )
     return result
 
 

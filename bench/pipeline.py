@@ -67,8 +67,13 @@ def peak_per_second(times: Iterable[float]) -> int:
 
 def new_job(user_id: str, index: int) -> Job:
     return {
-        "id": str(1_200_000_000_000_000_000 + index), "user_id": user_id, "channel_id": "900", "guild_id": "800",
-        "content": f"Hey llama, question {index}", "enqueued_at": time.time(), "attempts": 0,
+        "id": str(1_200_000_000_000_000_000 + index),
+        "user_id": user_id,
+        "channel_id": "900",
+        "guild_id": "800",
+        "content": f"Hey llama, question {index}",
+        "enqueued_at": time.time(),
+        "attempts": 0,
     }
 
 
@@ -160,9 +165,13 @@ class Bench:
             self.stop_all()
             await fake.stop()
         return {
-            "answered": len(latencies), "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99),
-            "max": max(latencies), "reactions": sum(1 for r in fake.reactions if r[1] in sent_at),
-            "peak_rps": peak_per_second(window), **burst,
+            "answered": len(latencies),
+            "p50": statistics.median(latencies),
+            "p99": percentile(latencies, 0.99),
+            "max": max(latencies),
+            "reactions": sum(1 for r in fake.reactions if r[1] in sent_at),
+            "peak_rps": peak_per_second(window),
+            **burst,
         }
 
     async def burst(self, fake: FakeDiscord, users: list[dict[str, object]]) -> dict[str, float]:
@@ -170,8 +179,17 @@ class Bench:
         before = len(fake.posted)
         started_at = time.monotonic()
         responses = [
-            encode({"job_id": str(2_000_000 + i), "user_id": str(users[i % USERS]["id"]), "channel_id": fake.channel_id,
-                    "kind": "answer", "content": f"burst {i}", "enqueued_at": time.time(), "completed_at": time.time()})
+            encode(
+                {
+                    "job_id": str(2_000_000 + i),
+                    "user_id": str(users[i % USERS]["id"]),
+                    "channel_id": fake.channel_id,
+                    "kind": "answer",
+                    "content": f"burst {i}",
+                    "enqueued_at": time.time(),
+                    "completed_at": time.time(),
+                }
+            )
             for i in range(BURST_RESPONSES)
         ]
         await self.redis.lpush(KEYS.response, *responses)
@@ -221,18 +239,27 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
     rows = [
         ("setup", f"{os.cpu_count()} CPUs; redis-server with AOF fsync every second; every process at LOG_LEVEL=INFO"),
         ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
-        ("  pacing", f"1 reply (updater) + 1 reaction (bot, <= {defaults.DEFAULT_REACTIONS_PER_S:g}/s) per message: "
-                     f"<= {offered_per_s:g} requests/s vs Discord's {DISCORD_GLOBAL_LIMIT_PER_S}/s"),
+        (
+            "  pacing",
+            f"1 reply (updater) + 1 reaction (bot, <= {defaults.DEFAULT_REACTIONS_PER_S:g}/s) per message: "
+            f"<= {offered_per_s:g} requests/s vs Discord's {DISCORD_GLOBAL_LIMIT_PER_S}/s",
+        ),
         ("  timed", "from the fake writing MESSAGE_CREATE to the bot's socket to it receiving the reply POST"),
         ("  answered", f"{latency['answered']:.0f} / {MESSAGES} (reactions sent: {latency['reactions']:.0f})"),
         ("  overhead p50", f"{latency['p50']:.2f} ms   (target <= 5)"),
         ("  overhead p99", f"{latency['p99']:.2f} ms   (target <= 25; max {latency['max']:.1f} ms)"),
         ("  peak requests", f"{latency['peak_rps']:.0f} in any 1 s window (limit {DISCORD_GLOBAL_LIMIT_PER_S})"),
-        ("burst", f"{BURST_RESPONSES} answers at once: posted in {latency['burst_s']:.1f} s, peak "
-                  f"{latency['burst_peak_rps']:.0f} requests in any 1 s window (updater budget "
-                  f"{defaults.DEFAULT_DISCORD_REQUESTS_PER_S:g}/s)"),
-        ("capacity", f"{capacity:.0f} jobs/s  ({CAPACITY_JOBS} jobs, {CAPACITY_RUNNERS} runner(s), "
-                     f"batch {CAPACITY_BATCH}, enqueue -> completion; target >= 2000)"),
+        (
+            "burst",
+            f"{BURST_RESPONSES} answers at once: posted in {latency['burst_s']:.1f} s, peak "
+            f"{latency['burst_peak_rps']:.0f} requests in any 1 s window (updater budget "
+            f"{defaults.DEFAULT_DISCORD_REQUESTS_PER_S:g}/s)",
+        ),
+        (
+            "capacity",
+            f"{capacity:.0f} jobs/s  ({CAPACITY_JOBS} jobs, {CAPACITY_RUNNERS} runner(s), "
+            f"batch {CAPACITY_BATCH}, enqueue -> completion; target >= 2000)",
+        ),
     ]
     rows += [
         (f"scaling x{n}", f"{thr:.1f} jobs/s  (ideal {n * ideal:.0f}: batch {SCALING_BATCH} / {SCALING_DELAY_S:g} s)")
@@ -242,8 +269,10 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    print(f"overhead_p50_ms={latency['p50']:.2f} overhead_p99_ms={latency['p99']:.2f} "
-          f"jobs_per_s={capacity:.0f} scaling_4_runners={scaling:.3f}")
+    print(
+        f"overhead_p50_ms={latency['p50']:.2f} overhead_p99_ms={latency['p99']:.2f} "
+        f"jobs_per_s={capacity:.0f} scaling_4_runners={scaling:.3f}"
+    )
 
 
 async def main() -> None:

@@ -26,8 +26,10 @@ async def run_admin_command(
         return "Only server administrators can use that command."
     if command is Command.STATS:
         s = await inspection.stats()
-        return (f"Queue: {s.waiting} waiting, {s.processing} being answered by {s.runners} live runners, "
-                f"{s.responses} answers being posted, {s.dead} failed. {s.opted_in} users opted in.")
+        return (
+            f"Queue: {s.waiting} waiting, {s.processing} being answered by {s.runners} live runners, "
+            f"{s.responses} answers being posted, {s.dead} failed. {s.opted_in} users opted in."
+        )
     if command is Command.DEAD:
         letters = await inspection.dead_letters(guild_id)
         if not letters:

@@ -32,7 +32,7 @@ WAITING_EMOJI = "⏳"
 RECENT_MESSAGES_KEPT = 10_000
 """Accepted message ids remembered (in memory only) so that their edits and deletions reach the queue."""
 
-EMPTY_QUESTION_TEXT = "Yes? Ask me something after my name, e.g. \"Hey Llama, what's a llama?\""
+EMPTY_QUESTION_TEXT = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s a llama?"'
 
 BUSY_TEXT = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
 
@@ -67,8 +67,9 @@ class LlamaBot(discord.Client):
         await self.redis.aclose()
 
     async def on_ready(self) -> None:
-        log.info("connected to Discord as %s (id %s) in %d guilds", self.user, self.user and self.user.id,
-                 len(self.guilds))
+        log.info(
+            "connected to Discord as %s (id %s) in %d guilds", self.user, self.user and self.user.id, len(self.guilds)
+        )
 
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or message.webhook_id is not None or self.user is None:
@@ -146,25 +147,31 @@ class LlamaBot(discord.Client):
 
     async def acknowledge(self, message: discord.Message, result: EnqueueResult, truncated: bool) -> None:
         if result.status == "full":
-            await self.reply(message, (
-                f"You already have {result.waiting} messages waiting for an answer. "
-                "Please wait for my replies before sending more; I haven't queued this one."
-            ))
+            await self.reply(
+                message,
+                (
+                    f"You already have {result.waiting} messages waiting for an answer. "
+                    "Please wait for my replies before sending more; I haven't queued this one."
+                ),
+            )
             return
         if result.status == "rate_limited":
-            await self.reply(message, (
-                f"You're sending messages faster than I can answer ({result.waiting} this minute). "
-                "Please slow down; I haven't queued this one."
-            ))
+            await self.reply(
+                message,
+                (
+                    f"You're sending messages faster than I can answer ({result.waiting} this minute). "
+                    "Please slow down; I haven't queued this one."
+                ),
+            )
             return
         if result.status not in ("queued", "pending"):
             return
         self.accepted += 1
         self.remember(message)
         if truncated:
-            await self.reply(message, (
-                f"Your message is long, so I only read its first {self.settings.max_input_chars} characters."
-            ))
+            await self.reply(
+                message, (f"Your message is long, so I only read its first {self.settings.max_input_chars} characters.")
+            )
         await self.react(message, TAKEN_EMOJI if result.status == "queued" else WAITING_EMOJI)
 
     def remember(self, message: discord.Message) -> None:
@@ -196,7 +203,8 @@ class LlamaBot(discord.Client):
     async def reply(self, message: discord.Message, text: str) -> None:
         try:
             await message.channel.send(
-                text, reference=message.to_reference(fail_if_not_exists=False),
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as exc:

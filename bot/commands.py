@@ -25,7 +25,7 @@ def parse_command(content: str, prefix: str) -> Command | None:
     text = content.strip()
     if not text.startswith(prefix):
         return None
-    name = text[len(prefix):].split(maxsplit=1)
+    name = text[len(prefix) :].split(maxsplit=1)
     if not name:
         return None
     try:
@@ -40,7 +40,7 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         "**Hi! I'm a chat bot running a Llama-family model on this server's own hardware.**\n"
         f"I ignore everyone until they opt in. `{prefix}optin` — let me answer you "
         "(your messages to me and my answers are stored as your conversation history).\n"
-        f"Then talk to me by starting a message with \"Hey {wake}, …\", by @mentioning me, "
+        f'Then talk to me by starting a message with "Hey {wake}, …", by @mentioning me, '
         "by replying to one of my messages, or in a DM.\n"
         f"`{prefix}forget` — erase our conversation history (you stay opted in).\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
@@ -53,7 +53,7 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
 def optin_text(prefix: str, wake_words: Sequence[str], newly: bool) -> str:
     start = "You're opted in." if newly else "You were already opted in."
     return (
-        f"{start} Say \"Hey {wake_words[0].capitalize()}, …\", mention me, reply to me or DM me. "
+        f'{start} Say "Hey {wake_words[0].capitalize()}, …", mention me, reply to me or DM me. '
         f"`{prefix}forget` clears our history; `{prefix}optout` stops me and erases your data."
     )
 

@@ -53,5 +53,5 @@ def _after_wake_word(text: str, wake_words: Sequence[str]) -> str | None:
     words = list(re.finditer(r"\w+", text))[:WAKE_WORD_WINDOW_WORDS]
     for match in words:
         if match.group().lower() in wake_words:
-            return _LEADING_PUNCT.sub("", text[match.end():]).strip()
+            return _LEADING_PUNCT.sub("", text[match.end() :]).strip()
     return None

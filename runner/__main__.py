@@ -33,8 +33,13 @@ def load_and_check(settings: Settings) -> Engine:
         report = run_diagnostic(engine, load_s=time.perf_counter() - started)
     except (ModelLoadError, DiagnosticError) as exc:
         raise FatalStartupError(str(exc)) from None
-    log.info("diagnostic passed: %s load_s=%.1f new_tokens=%d tokens_per_s=%.1f",
-             report.description, report.load_s, report.new_tokens, report.tokens_per_s)
+    log.info(
+        "diagnostic passed: %s load_s=%.1f new_tokens=%d tokens_per_s=%.1f",
+        report.description,
+        report.load_s,
+        report.new_tokens,
+        report.tokens_per_s,
+    )
     return engine
 
 

@@ -79,4 +79,3 @@ def generate_all(engine: Engine, requests: Sequence[GenerationRequest]) -> list[
     while engine.unfinished:
         results.update((result.job_id, result) for result in engine.step())
     return [results[request.job_id] for request in requests]
-

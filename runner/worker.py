@@ -71,8 +71,15 @@ class Runner:
             except REDIS_DOWN_ERRORS:
                 returned = 0  # what we hold stays in our list; the reaper returns it once our heartbeat expires
             elapsed = time.monotonic() - self.stats.started_at
-            log.info("runner %s stopped: answered=%d failed=%d returned=%d new_tokens=%d uptime_s=%.0f",
-                     self.worker_id, self.stats.answered, self.stats.failed, returned, self.stats.new_tokens, elapsed)
+            log.info(
+                "runner %s stopped: answered=%d failed=%d returned=%d new_tokens=%d uptime_s=%.0f",
+                self.worker_id,
+                self.stats.answered,
+                self.stats.failed,
+                returned,
+                self.stats.new_tokens,
+                elapsed,
+            )
 
     async def _serve(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
@@ -163,8 +170,13 @@ class Runner:
             return
         self.stats.answered += 1
         self.stats.new_tokens += result.new_tokens
-        log.info("job %s of user %s answered: %d new tokens, %.3f s after it was queued",
-                 job["id"], job["user_id"], result.new_tokens, time.time() - job["enqueued_at"])
+        log.info(
+            "job %s of user %s answered: %d new tokens, %.3f s after it was queued",
+            job["id"],
+            job["user_id"],
+            result.new_tokens,
+            time.time() - job["enqueued_at"],
+        )
 
     async def _keep_alive(self, stop: asyncio.Event) -> None:
         """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this)."""

@@ -62,8 +62,10 @@ class QueuePolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> QueuePolicy:
         return cls(
-            max_pending_per_user=settings.max_pending_per_user, max_attempts=settings.max_attempts,
-            history_max_turns=settings.history_max_turns, history_ttl_s=settings.history_ttl_s,
+            max_pending_per_user=settings.max_pending_per_user,
+            max_attempts=settings.max_attempts,
+            history_max_turns=settings.history_max_turns,
+            history_ttl_s=settings.history_ttl_s,
             rate_limit_per_minute=settings.rate_limit_per_minute,
         )
 
@@ -159,7 +161,13 @@ class JobQueue:
             "completed_at": now,
         }
         keys = [
-            k.processing(runner_id), k.inflight(user), k.pending(user), k.query, k.response, k.history(user), k.optin,
+            k.processing(runner_id),
+            k.inflight(user),
+            k.pending(user),
+            k.query,
+            k.response,
+            k.history(user),
+            k.optin,
         ]
         args: list[str | int | float] = [
             completion.claimed.raw,

@@ -56,8 +56,12 @@ class QueueInspection:
                 pipe.exists(k.heartbeat("runner", runner_id))
             waiting, responses, dead, opted_in, *per_runner = await pipe.execute()
         return QueueStats(
-            waiting=waiting, processing=sum(per_runner[0::2]), runners=sum(per_runner[1::2]),
-            responses=responses, dead=dead, opted_in=opted_in,
+            waiting=waiting,
+            processing=sum(per_runner[0::2]),
+            runners=sum(per_runner[1::2]),
+            responses=responses,
+            dead=dead,
+            opted_in=opted_in,
         )
 
     async def dead_letters(self, guild_id: str | None, limit: int = 10) -> list[DeadLetter]:
@@ -67,10 +71,15 @@ class QueueInspection:
             job = json.loads(raw)
             if guild_id is not None and job.get("guild_id") != guild_id:
                 continue
-            letters.append(DeadLetter(
-                job_id=job["id"], user_id=job["user_id"], guild_id=job.get("guild_id"),
-                attempts=int(job.get("attempts", 0)), error=str(job.get("error", "")),
-            ))
+            letters.append(
+                DeadLetter(
+                    job_id=job["id"],
+                    user_id=job["user_id"],
+                    guild_id=job.get("guild_id"),
+                    attempts=int(job.get("attempts", 0)),
+                    error=str(job.get("error", "")),
+                )
+            )
             if len(letters) == limit:
                 break
         return letters

@@ -12,8 +12,17 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 _SCRIPT_NAMES = (
-    "enqueue", "complete", "fail", "reap_runner", "reap_updater", "release", "optout", "revise", "replay",
-    "claim_waiting", "posting_state",
+    "enqueue",
+    "complete",
+    "fail",
+    "reap_runner",
+    "reap_updater",
+    "release",
+    "optout",
+    "revise",
+    "replay",
+    "claim_waiting",
+    "posting_state",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]

@@ -149,9 +149,7 @@ def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
         batch_token_budget=get(
             "BATCH_TOKEN_BUDGET", _bounded(int, 64, 100_000_000), defaults.DEFAULT_BATCH_TOKEN_BUDGET
         ),
-        updater_concurrency=get(
-            "UPDATER_CONCURRENCY", _bounded(int, 1, 256), defaults.DEFAULT_UPDATER_CONCURRENCY
-        ),
+        updater_concurrency=get("UPDATER_CONCURRENCY", _bounded(int, 1, 256), defaults.DEFAULT_UPDATER_CONCURRENCY),
         # Discord's global limit is 50 requests/s per bot: allowing more would only trade our limit for its 429s.
         discord_requests_per_s=get(
             "DISCORD_REQUESTS_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_DISCORD_REQUESTS_PER_S

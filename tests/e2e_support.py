@@ -16,7 +16,8 @@ from tests.system import System
 def replies_to(fake: FakeDiscord, message_id: str) -> list[Payload]:
     """The bot's posts that reply to a message."""
     return [
-        post for post in fake.posted
+        post
+        for post in fake.posted
         if str((post["_request"].get("message_reference") or {}).get("message_id")) == message_id
     ]
 
@@ -25,8 +26,9 @@ async def wait_reply(fake: FakeDiscord, message_id: str, timeout: float = 60.0) 
     deadline = time.monotonic() + timeout
     while not (found := replies_to(fake, message_id)):
         if time.monotonic() > deadline:
-            raise AssertionError(f"no reply to {message_id} in {timeout}s; posts: "
-                                 f"{[p.get('content', '')[:60] for p in fake.posted]}")
+            raise AssertionError(
+                f"no reply to {message_id} in {timeout}s; posts: {[p.get('content', '')[:60] for p in fake.posted]}"
+            )
         await asyncio.sleep(0.01)
     return found[0]
 

@@ -41,7 +41,9 @@ _ACCEPTED = re.compile(r"message (\d+) from user \d+: (?:queued|pending)")
 def test_client(url: str) -> Redis:
     """The test's own connection, which rides out a Redis restart as the processes' do."""
     return Redis.from_url(
-        url, decode_responses=True, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=20),
+        url,
+        decode_responses=True,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=20),
         retry_on_error=[RedisConnectionError],
     )
 
@@ -211,8 +213,9 @@ async def running_cluster(
     fake = FakeDiscord()
     await fake.start()
     environment = {
-        **base_env(redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token,
-                   model=model),
+        **base_env(
+            redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token, model=model
+        ),
         "HEARTBEAT_TTL_S": "1",
         **env,
     }

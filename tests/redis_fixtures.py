@@ -56,8 +56,13 @@ def make_job() -> Callable[..., Job]:
 
     def build(user_id: str = "42", content: str = "hello", channel_id: str = "900", **extra: object) -> Job:
         job: Job = {
-            "id": str(next(_message_ids)), "user_id": user_id, "channel_id": channel_id, "guild_id": "800",
-            "content": content, "enqueued_at": time.time(), "attempts": 0,
+            "id": str(next(_message_ids)),
+            "user_id": user_id,
+            "channel_id": channel_id,
+            "guild_id": "800",
+            "content": content,
+            "enqueued_at": time.time(),
+            "attempts": 0,
         }
         job.update(extra)  # type: ignore[typeddict-item]
         return job

@@ -33,8 +33,21 @@ class RedisServer:
 
     def start(self) -> None:
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-            "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no",
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--protected-mode",
+            "no",
         ]
         if self.password:
             args += ["--requirepass", self.password]

@@ -32,8 +32,13 @@ async def admin_and_deployment(tmp_path_factory: pytest.TempPathFactory) -> Asyn
     fake = FakeDiscord()
     await fake.start()
     admin = fake.add_user("operator")
-    env = base_env(redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url,
-                   token=fake.token, model=f"echo:{ECHO_DELAY_S}")
+    env = base_env(
+        redis_url=server.url,
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+        token=fake.token,
+        model=f"echo:{ECHO_DELAY_S}",
+    )
     env |= {"HF_TOKEN": HF_TOKEN, "ADMIN_USER_IDS": admin["id"], "MAX_INPUT_CHARS": "4000", "LOG_LEVEL": "DEBUG"}
     system = System(env, tmp_path_factory.mktemp("bad-input"))
     runner, updater = system.start("runner"), system.start("updater")
@@ -165,4 +170,3 @@ async def wait_for_reaction(fake: FakeDiscord, message: Payload, emoji: str) -> 
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"no {emoji} on {message['id']}: {fake.reactions}")
-

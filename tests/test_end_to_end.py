@@ -30,8 +30,13 @@ async def deployment(
     await redis.flushall()
     fake = FakeDiscord()
     await fake.start()
-    env = base_env(redis_url=redis_server.url, api_base=fake.api_base, gateway_url=fake.gateway_url,
-                   token=fake.token, model=str(tiny_model_dir))
+    env = base_env(
+        redis_url=redis_server.url,
+        api_base=fake.api_base,
+        gateway_url=fake.gateway_url,
+        token=fake.token,
+        model=str(tiny_model_dir),
+    )
     system = System(env, tmp_path_factory.mktemp("e2e"))
     runner = system.start("runner")
     updater = system.start("updater")

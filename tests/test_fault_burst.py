@@ -64,8 +64,13 @@ async def sample_memory(cluster: Cluster, peaks: dict[str, float]) -> None:
 async def burst(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Burst]:
     """1,000 messages from 200 users, sent as fast as the fake takes them, then everything drained."""
     async with running_cluster(
-        redis_server, tmp_path_factory.mktemp("burst"), model=JOB_TIME, runners=2, BATCH_SIZE="64",
-        DISCORD_REQUESTS_PER_S="50", MAX_PENDING_PER_USER=str(MAX_PENDING_PER_USER),
+        redis_server,
+        tmp_path_factory.mktemp("burst"),
+        model=JOB_TIME,
+        runners=2,
+        BATCH_SIZE="64",
+        DISCORD_REQUESTS_PER_S="50",
+        MAX_PENDING_PER_USER=str(MAX_PENDING_PER_USER),
     ) as cluster:
         fake = cluster.fake
         users = await cluster.opt_in(f"burst{i}" for i in range(USERS))
@@ -87,8 +92,10 @@ async def burst(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
         finally:
             sampling.cancel()
             await asyncio.gather(sampling, return_exceptions=True)
-        print(f"\n{len(texts)} messages sent in {sent_s:.1f} s, all replied to and drained in "
-              f"{time.monotonic() - started:.1f} s")
+        print(
+            f"\n{len(texts)} messages sent in {sent_s:.1f} s, all replied to and drained in "
+            f"{time.monotonic() - started:.1f} s"
+        )
         await asyncio.sleep(0.5)  # room for a late duplicate, were there one
         [bot] = cluster.alive("bot")
         yield Burst(sent, texts, list(fake.posted), peaks, await cluster.busy_keys(), reply_counts(fake), bot.log())
@@ -126,7 +133,8 @@ async def test_each_users_messages_reach_the_queue_in_the_order_sent(burst: Burs
     assert set(handled) == set(burst.sent)
     out_of_order = {
         user_id: [burst.sent[user_id].index(m) for m in handled[user_id]]
-        for user_id in burst.sent if handled[user_id] != burst.sent[user_id]
+        for user_id in burst.sent
+        if handled[user_id] != burst.sent[user_id]
     }
     assert not out_of_order, f"{len(out_of_order)} users' messages were queued out of order, e.g. " + str(
         list(out_of_order.values())[:5]

@@ -32,8 +32,11 @@ async def user(cluster: Cluster, request: pytest.FixtureRequest) -> Payload:
 
 def message_posts(cluster: Cluster, start: int) -> list[int]:
     """Statuses of the message POSTs made since request number `start`."""
-    return [status for method, path, status in cluster.fake.requests[start:]
-            if method == "POST" and path.endswith("/messages")]
+    return [
+        status
+        for method, path, status in cluster.fake.requests[start:]
+        if method == "POST" and path.endswith("/messages")
+    ]
 
 
 async def ask_and_settle(cluster: Cluster, user: Payload, text: str) -> tuple[Payload, list[int]]:

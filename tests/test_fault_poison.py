@@ -31,8 +31,13 @@ async def test_poison_job_is_dead_lettered_with_an_apology_while_others_are_answ
         # max_new_tokens=0, inside the real engine, on every try. The Discord message it answers is ordinary.
         message = await fake.send_message(poisoner, "just chatting, not for the bot")
         poison: Job = {
-            "id": message["id"], "user_id": poisoner["id"], "channel_id": message["channel_id"],
-            "guild_id": fake.guild_id, "content": "what is a llama?", "enqueued_at": time.time(), "attempts": 0,
+            "id": message["id"],
+            "user_id": poisoner["id"],
+            "channel_id": message["channel_id"],
+            "guild_id": fake.guild_id,
+            "content": "what is a llama?",
+            "enqueued_at": time.time(),
+            "attempts": 0,
             "max_new_tokens": 0,
         }
         queue = JobQueue(cluster.redis, KEYS, QueuePolicy(max_attempts=MAX_ATTEMPTS))

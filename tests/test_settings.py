@@ -70,7 +70,11 @@ def test_repr_hides_every_secret() -> None:
 @pytest.mark.parametrize("process", ["bot", "updater"])
 def test_process_without_token_exits_with_one_line_naming_it(process: str, tmp_path: Path, project_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", process], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", process],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project_root)},
     )
     assert result.returncode == 2
@@ -79,7 +83,11 @@ def test_process_without_token_exits_with_one_line_naming_it(process: str, tmp_p
 
 def test_process_with_a_bad_setting_shows_no_traceback_and_no_secret(tmp_path: Path, project_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bot"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "bot"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project_root), "DISCORD_TOKEN": TOKEN, "TOP_P": "2"},
     )
     assert result.returncode == 2

@@ -15,7 +15,11 @@ BAD_TOKEN = "not-the-token-0123456789abcdef"
 
 def run(module: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", module], cwd=cwd, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", module],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1", **env},
     )
 
@@ -39,12 +43,15 @@ def test_runner_with_a_folder_that_is_not_a_model_exits_with_one_clear_line(tmp_
 async def test_bot_and_updater_with_a_rejected_token_exit_with_one_clear_line(
     fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    env = {"DISCORD_TOKEN": BAD_TOKEN, "DISCORD_API_BASE": fake_discord.api_base,
-           "DISCORD_GATEWAY_URL": fake_discord.gateway_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    env = {
+        "DISCORD_TOKEN": BAD_TOKEN,
+        "DISCORD_API_BASE": fake_discord.api_base,
+        "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
     for module in ("bot", "updater"):
         # In a thread: the fake Discord answering the process runs on this test's event loop.
         process = await asyncio.to_thread(run, module, tmp_path, **env)
         assert process.returncode == 1, process.stderr
         assert "Discord rejected DISCORD_TOKEN" in process.stderr
         assert "Traceback" not in process.stderr and BAD_TOKEN not in process.stderr
-

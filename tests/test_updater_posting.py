@@ -38,8 +38,13 @@ class BlockingPoster:
 
 def response(job_id: str, user_id: str) -> str:
     payload: Response = {
-        "job_id": job_id, "user_id": user_id, "channel_id": "900", "kind": "answer", "content": "hi",
-        "enqueued_at": time.time(), "completed_at": time.time(),
+        "job_id": job_id,
+        "user_id": user_id,
+        "channel_id": "900",
+        "kind": "answer",
+        "content": "hi",
+        "enqueued_at": time.time(),
+        "completed_at": time.time(),
     }
     return encode(payload)
 

@@ -53,8 +53,12 @@ class Updater:
                 returned = await self.responses.release(self.worker_id)
             except REDIS_DOWN_ERRORS:
                 returned = 0  # left in our list; a peer's reaper returns it once our heartbeat expires
-            log.info("updater %s stopped: posted=%d messages, returned=%d responses",
-                     self.worker_id, self.poster.posted_messages, returned)
+            log.info(
+                "updater %s stopped: posted=%d messages, returned=%d responses",
+                self.worker_id,
+                self.poster.posted_messages,
+                returned,
+            )
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """Claims a response whenever fewer than `concurrency` are being posted, and posts it in a task."""

@@ -70,8 +70,13 @@ class Poster:
                 )
             except discord.HTTPException as exc:
                 if exc.status in FINAL_STATUSES:
-                    log.warning("job %s: Discord refused part %d with %s (%s); not retrying",
-                                job_id, index, exc.status, exc.text)
+                    log.warning(
+                        "job %s: Discord refused part %d with %s (%s); not retrying",
+                        job_id,
+                        index,
+                        exc.status,
+                        exc.text,
+                    )
                     return
                 raise TransientPostError(f"Discord answered {exc.status}") from exc
             except (OSError, TimeoutError) as exc:

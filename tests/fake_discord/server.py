@@ -178,7 +178,12 @@ class FakeDiscord:
         acting: a client that retries without a nonce then posts twice.
         """
         self._faults.add(
-            method, path_regex, status, times=times, retry_after=retry_after, global_=global_,
+            method,
+            path_regex,
+            status,
+            times=times,
+            retry_after=retry_after,
+            global_=global_,
             after_handling=after_handling,
         )
 
