@@ -12,7 +12,8 @@ import discord.http
 import yarl
 
 from bot.client import LlamaBot
-from shared.process import FatalStartupError, run_process
+from shared.errors import FatalStartupError
+from shared.process import run_process
 from shared.settings import Settings
 
 log = logging.getLogger("bot")

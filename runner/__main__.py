@@ -16,9 +16,9 @@ from runner.engine import Engine
 from runner.engine_choice import load_engine
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.worker import Runner
-from shared.errors import SettingsError
+from shared.errors import FatalStartupError, SettingsError
 from shared.heartbeat import new_worker_id
-from shared.process import FatalStartupError, run_process
+from shared.process import run_process
 from shared.redis_client import create_redis, wait_for_redis
 from shared.settings import Settings
 

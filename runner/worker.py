@@ -182,14 +182,15 @@ class Runner:
         """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this)."""
         while not stop.is_set():
             try:
-                await self.heartbeat.beat()
-                for peer in await self.heartbeat.silent_peers():
-                    reaped = await self.queue.reap(peer)
-                    if reaped is not None:
-                        log.warning("runner %s is gone: requeued %d jobs, dead-lettered %d", peer, *reaped)
+                await self.heartbeat.beat_and_reap(self._reap)
             except REDIS_DOWN_ERRORS as exc:
                 log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)
             await asyncio.sleep(self.heartbeat.interval_s)
+
+    async def _reap(self, peer: str) -> None:
+        reaped = await self.queue.reap(peer)
+        if reaped is not None:
+            log.warning("runner %s is gone: requeued %d jobs, dead-lettered %d", peer, *reaped)
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retries a Redis call through an outage: the runner never drops a job it holds.

@@ -11,3 +11,7 @@ class RedisUnavailableError(Exception):
 
 class JobPayloadError(ValueError):
     """A payload read from Redis is not valid JSON of the expected shape."""
+
+
+class FatalStartupError(Exception):
+    """The process cannot start; the message says why in one line and names what to fix."""

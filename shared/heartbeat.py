@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -48,3 +49,10 @@ class Heartbeat:
                 pipe.exists(self._keys.heartbeat(self.role, peer))
             alive = await pipe.execute()
         return [peer for peer, is_alive in zip(peers, alive, strict=True) if not is_alive]
+
+    async def beat_and_reap(self, reap_peer: Callable[[str], Awaitable[None]]) -> None:
+        """Beats, then hands each silent peer of this role to `reap_peer` (every worker does this; reaping is
+        idempotent). Raises the Redis error if Redis is unreachable; the caller logs it and beats again later."""
+        await self.beat()
+        for peer in await self.silent_peers():
+            await reap_peer(peer)

@@ -231,9 +231,6 @@ class JobQueue:
     async def history(self, user_id: str) -> list[Turn]:
         return _turns(await self._redis.hget(self._keys.history(user_id), "turns"))
 
-    async def dead_letters(self, limit: int = 100) -> list[dict[str, object]]:
-        return [json.loads(raw) for raw in await self._redis.lrange(self._keys.dead, 0, limit - 1)]
-
 
 def _claimed_with_turns(flat: list[str]) -> list[tuple[ClaimedJob, list[Turn]]]:
     """Pairs the claim_waiting script's flat {job, turns, ...} answer."""

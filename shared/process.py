@@ -9,14 +9,9 @@ import sys
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
-from shared.errors import SettingsError
+from shared.errors import FatalStartupError, SettingsError
 from shared.logs import configure_logging
 from shared.settings import Settings
-
-
-class FatalStartupError(Exception):
-    """The process cannot start; the message says why in one line and names what to fix."""
-
 
 MainFn = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 

@@ -48,6 +48,15 @@ def test_client(url: str) -> Redis:
     )
 
 
+MESSAGES_ROUTE = r"/channels/\d+/messages"
+"""The fake Discord route the bot and updater post messages to, for fault injection."""
+
+
+def message_post_statuses(fake: FakeDiscord, start: int) -> list[int]:
+    """Statuses of the message POSTs the fake received since request number `start`."""
+    return [status for method, path, status in fake.requests[start:] if method == "POST" and path.endswith("/messages")]
+
+
 def reply_counts(fake: FakeDiscord) -> Counter[str]:
     """How many of the bot's posts reply to each message id."""
     counts: Counter[str] = Counter()

@@ -73,3 +73,10 @@ def make_job() -> Callable[..., Job]:
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+async def enqueue_opted_in(redis: Redis, keys: Keys, queue: JobQueue, jobs: list[Job]) -> None:
+    """Opts the jobs' users in and enqueues the jobs, as the bot would accept them."""
+    await redis.sadd(keys.optin, *{job["user_id"] for job in jobs})
+    for job in jobs:
+        assert (await queue.enqueue(job)).status in ("queued", "pending")

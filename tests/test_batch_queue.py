@@ -14,21 +14,16 @@ from shared.keys import Keys
 from shared.response_queue import ResponseQueue
 from shared.schemas import Job, decode_job, decode_response
 from shared.settings import Settings
+from tests.redis_fixtures import enqueue_opted_in
 
 MakeJob = Callable[..., Job]
-
-
-async def queue_jobs(redis: Redis, keys: Keys, queue: JobQueue, jobs: list[Job]) -> None:
-    await redis.sadd(keys.optin, *{job["user_id"] for job in jobs})
-    for job in jobs:
-        assert (await queue.enqueue(job)).status in ("queued", "pending")
 
 
 async def test_claim_waiting_takes_up_to_the_limit_oldest_first(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     jobs = [make_job(user_id=str(user)) for user in range(5)]
-    await queue_jobs(redis, keys, queue, jobs)
+    await enqueue_opted_in(redis, keys, queue, jobs)
     claimed = await queue.claim_waiting("r1", 3)
     assert [c.job["id"] for c in claimed] == [job["id"] for job in jobs[:3]]
     assert [decode_job(raw)["id"] for raw in await redis.lrange(keys.processing("r1"), 0, -1)] == [
@@ -42,11 +37,11 @@ async def test_claim_waiting_takes_up_to_the_limit_oldest_first(
 async def test_claim_batch_takes_the_oldest_and_what_waits_behind_it_with_histories(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    await queue_jobs(redis, keys, queue, [make_job(user_id="1", content="q1")])
+    await enqueue_opted_in(redis, keys, queue, [make_job(user_id="1", content="q1")])
     [first] = await queue.claim_waiting("r1", 1)
     assert await queue.complete("r1", first, "a1", "q1")
     jobs = [make_job(user_id="2"), make_job(user_id="1"), make_job(user_id="3")]
-    await queue_jobs(redis, keys, queue, jobs)
+    await enqueue_opted_in(redis, keys, queue, jobs)
     claimed = await queue.claim_batch("r1", 2, timeout_s=0.1)
     assert [(c.job["id"], turns) for c, turns in claimed] == [
         (jobs[0]["id"], []),
@@ -66,7 +61,7 @@ async def test_claim_batch_blocks_for_the_next_job(
             break
         await asyncio.sleep(0.01)
     job = make_job(user_id="1")
-    await queue_jobs(redis, keys, queue, [job])
+    await enqueue_opted_in(redis, keys, queue, [job])
     assert [(c.job["id"], turns) for c, turns in await claiming] == [(job["id"], [])]
 
 
@@ -74,7 +69,7 @@ async def test_claim_batch_survives_redis_forgetting_its_scripts(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     jobs = [make_job(user_id=str(user)) for user in range(3)]
-    await queue_jobs(redis, keys, queue, jobs)
+    await enqueue_opted_in(redis, keys, queue, jobs)
     await redis.script_flush()  # what a Redis restart does
     claimed = await queue.claim_batch("r1", 8, timeout_s=0.1)
     assert [c.job["id"] for c, _ in claimed] == [job["id"] for job in jobs]
@@ -84,7 +79,7 @@ async def test_complete_many_has_the_effects_of_complete_for_each_job(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     first, second, other = make_job(user_id="1"), make_job(user_id="1"), make_job(user_id="2")
-    await queue_jobs(redis, keys, queue, [first, second, other])
+    await enqueue_opted_in(redis, keys, queue, [first, second, other])
     batch = await queue.claim_waiting("r1", 10)
     assert [c.job["id"] for c in batch] == [first["id"], other["id"]]
     done = await queue.complete_many("r1", [Completion(c, f"answer {c.job['id']}", "question") for c in batch])
@@ -101,7 +96,7 @@ async def test_complete_many_has_the_effects_of_complete_for_each_job(
 async def test_complete_many_refuses_only_the_jobs_taken_back(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    await queue_jobs(redis, keys, queue, [make_job(user_id="1"), make_job(user_id="2")])
+    await enqueue_opted_in(redis, keys, queue, [make_job(user_id="1"), make_job(user_id="2")])
     batch = await queue.claim_waiting("r1", 10)
     await redis.lrem(keys.processing("r1"), 1, batch[0].raw)  # as if reaped and claimed elsewhere
     done = await queue.complete_many("r1", [Completion(c, "answer", "question") for c in batch])
@@ -112,7 +107,7 @@ async def test_complete_many_refuses_only_the_jobs_taken_back(
 async def test_complete_many_survives_redis_forgetting_its_scripts(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    await queue_jobs(redis, keys, queue, [make_job(user_id=str(user)) for user in range(3)])
+    await enqueue_opted_in(redis, keys, queue, [make_job(user_id=str(user)) for user in range(3)])
     batch = await queue.claim_waiting("r1", 10)
     await redis.script_flush()  # what a Redis restart does
     assert await queue.complete_many("r1", [Completion(c, "answer", "question") for c in batch]) == [True] * 3
@@ -137,7 +132,7 @@ async def test_claim_with_state_reads_the_posting_state_with_the_claim(
 ) -> None:
     responses = ResponseQueue(redis, keys)
     jobs = [make_job(user_id="1"), make_job(user_id="2")]
-    await queue_jobs(redis, keys, queue, jobs)
+    await enqueue_opted_in(redis, keys, queue, jobs)
     assert await queue.complete_many("r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", 2)])
     await responses.record_posted(jobs[0]["id"], 0, "5000")
     await redis.srem(keys.optin, "2")
@@ -156,7 +151,7 @@ async def test_runner_batches_what_waits_and_answers_it_in_one_go(
 ) -> None:
     runner = Runner(Settings(batch_size=2), EchoEngine(), redis, "r1")
     jobs = [make_job(user_id=str(user), content=f"q{user}") for user in range(3)]
-    await queue_jobs(redis, keys, queue, jobs)
+    await enqueue_opted_in(redis, keys, queue, jobs)
     batch = await runner.claim_batch()
     assert [(c.job["id"], history) for c, history in batch] == [(job["id"], []) for job in jobs[:2]]
     runner.generation.start()

@@ -10,12 +10,10 @@ import pytest_asyncio
 
 from tests.e2e_support import replies_to
 from tests.fake_discord.state import Payload
-from tests.fault_support import Cluster, running_cluster
+from tests.fault_support import MESSAGES_ROUTE, Cluster, message_post_statuses, running_cluster
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
-
-MESSAGES_ROUTE = r"/channels/\d+/messages"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -30,15 +28,6 @@ async def user(cluster: Cluster, request: pytest.FixtureRequest) -> Payload:
     return opted_in
 
 
-def message_posts(cluster: Cluster, start: int) -> list[int]:
-    """Statuses of the message POSTs made since request number `start`."""
-    return [
-        status
-        for method, path, status in cluster.fake.requests[start:]
-        if method == "POST" and path.endswith("/messages")
-    ]
-
-
 async def ask_and_settle(cluster: Cluster, user: Payload, text: str) -> tuple[Payload, list[int]]:
     """Sends a question, waits until nothing is left to do, and returns it with the message POSTs it caused."""
     start = len(cluster.fake.requests)
@@ -46,7 +35,7 @@ async def ask_and_settle(cluster: Cluster, user: Payload, text: str) -> tuple[Pa
     await cluster.system.wait_for_log(cluster.alive("updater")[0], f"job {question['id']}", timeout=30)
     await cluster.wait_drained(timeout=30)
     await asyncio.sleep(0.2)
-    return question, message_posts(cluster, start)
+    return question, message_post_statuses(cluster.fake, start)
 
 
 @pytest.mark.parametrize("global_", [False, True], ids=["route", "global"])
@@ -79,7 +68,7 @@ async def test_final_refusal_is_logged_once_not_retried_and_the_job_is_finished(
     cluster.fake.fail_next("POST", MESSAGES_ROUTE, status)
     question, statuses = await ask_and_settle(cluster, user, f"refused with {status}?")
     await asyncio.sleep(1.0)  # a retry, were there one, would come within the updater's first backoff
-    assert message_posts(cluster, 0)[-1] == status
+    assert message_post_statuses(cluster.fake, 0)[-1] == status
     assert statuses == [status], "a final refusal was retried"
     assert replies_to(cluster.fake, question["id"]) == []
     [updater] = cluster.alive("updater")

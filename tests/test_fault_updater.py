@@ -10,22 +10,16 @@ import pytest_asyncio
 
 from shared.schemas import decode_response
 from tests.e2e_support import replies_to
-from tests.fault_support import KEYS, Cluster, running_cluster
+from tests.fault_support import KEYS, MESSAGES_ROUTE, Cluster, message_post_statuses, running_cluster
 from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
-
-MESSAGES_ROUTE = r"/channels/\d+/messages"
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     async with running_cluster(redis_server, tmp_path_factory.mktemp("updater-faults")) as running:
         yield running
-
-
-def message_posts_since(requests: list[tuple[str, str, int]], start: int) -> int:
-    return sum(1 for method, path, _ in requests[start:] if method == "POST" and path.endswith("/messages"))
 
 
 async def test_updater_killed_after_discord_created_the_reply_does_not_post_it_twice(cluster: Cluster) -> None:
@@ -78,5 +72,5 @@ async def test_updater_killed_after_recording_a_part_does_not_post_that_part_aga
 
     assert [p["id"] for p in replies_to(fake, question["id"])] == [first["id"], second["id"]]
     assert first["content"] + " " + second["content"] == f"echo: {text}"
-    assert message_posts_since(fake.requests, after_kill) == 1, "the recorded part was sent to Discord again"
+    assert len(message_post_statuses(fake, after_kill)) == 1, "the recorded part was sent to Discord again"
     assert await cluster.redis.hgetall(KEYS.posted(question["id"])) == {"0": first["id"], "1": second["id"]}

@@ -10,6 +10,7 @@ from shared.consent import ConsentRegistry
 from shared.heartbeat import Heartbeat
 from shared.job_queue import APOLOGY_TEXT, JobQueue
 from shared.keys import Keys
+from shared.queue_inspection import QueueInspection
 from shared.response_queue import ResponseQueue
 from shared.schemas import Job, decode_response
 
@@ -167,8 +168,8 @@ async def test_job_is_dead_lettered_with_an_apology_after_max_attempts(
         assert claimed is not None and claimed.job["id"] == poison["id"]
         outcomes.append(await queue.fail("r1", claimed, "RuntimeError"))
     assert outcomes == ["retry", "retry", "dead"]
-    [dead] = await queue.dead_letters()
-    assert dead["id"] == poison["id"] and dead["attempts"] == 3 and dead["error"] == "RuntimeError"
+    [dead] = await QueueInspection(redis, keys).dead_letters(guild_id=None)
+    assert (dead.job_id, dead.user_id, dead.attempts, dead.error) == (poison["id"], "1", 3, "RuntimeError")
     apology = decode_response(await redis.rpop(keys.response))
     assert (apology["kind"], apology["job_id"], apology["content"]) == ("apology", poison["id"], APOLOGY_TEXT)
     following = await queue.claim("r1", timeout_s=0.1)  # the user's next message goes on

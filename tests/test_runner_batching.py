@@ -24,15 +24,10 @@ from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys
 from shared.schemas import Job, decode_response
 from shared.settings import Settings
+from tests.redis_fixtures import enqueue_opted_in
 from tests.test_engine import request, tiny_settings
 
 MakeJob = Callable[..., Job]
-
-
-async def enqueue(redis: Redis, keys: Keys, queue: JobQueue, jobs: list[Job]) -> None:
-    await redis.sadd(keys.optin, *{job["user_id"] for job in jobs})
-    for job in jobs:
-        assert (await queue.enqueue(job)).status in ("queued", "pending")
 
 
 async def test_a_batch_never_holds_two_messages_of_one_user(
@@ -41,7 +36,7 @@ async def test_a_batch_never_holds_two_messages_of_one_user(
     runner = Runner(Settings(batch_size=8), EchoEngine(), redis, "r1")
     chatty = [make_job(user_id="7", content=f"chatty {i}") for i in range(3)]
     others = [make_job(user_id=str(user)) for user in (1, 2, 3)]
-    await enqueue(redis, keys, queue, [chatty[0], others[0], chatty[1], others[1], chatty[2], others[2]])
+    await enqueue_opted_in(redis, keys, queue, [chatty[0], others[0], chatty[1], others[1], chatty[2], others[2]])
     first = await runner.claim_batch()
     assert sorted(c.job["user_id"] for c, _ in first) == ["1", "2", "3", "7"]
     assert [c.job["id"] for c, _ in first if c.job["user_id"] == "7"] == [chatty[0]["id"]]
@@ -65,7 +60,7 @@ async def test_jobs_that_end_in_the_same_step_are_completed_in_one_round_trip(
         return await complete_many(runner_id, completions)
 
     monkeypatch.setattr(runner.queue, "complete_many", counting)
-    await enqueue(redis, keys, queue, [make_job(user_id=str(user)) for user in range(5)])
+    await enqueue_opted_in(redis, keys, queue, [make_job(user_id=str(user)) for user in range(5)])
     runner.generation.start()
     await asyncio.gather(*runner.start_jobs(await runner.claim_batch()))
     await runner.generation.stop()
@@ -130,9 +125,9 @@ async def test_jobs_that_arrive_mid_batch_join_it_and_each_is_answered_as_alone(
             await asyncio.sleep(0.01)
 
     ticking = asyncio.create_task(tick())
-    await enqueue(redis, keys, queue, jobs[:1])
+    await enqueue_opted_in(redis, keys, queue, jobs[:1])
     assert await asyncio.to_thread(engine.busy.wait, 10)
-    await enqueue(redis, keys, queue, jobs[1:])
+    await enqueue_opted_in(redis, keys, queue, jobs[1:])
     got = await answers(redis, keys, len(jobs))
     stop.set()
     await asyncio.gather(running, ticking)

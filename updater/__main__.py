@@ -9,8 +9,9 @@ import sys
 import discord
 import discord.http
 
+from shared.errors import FatalStartupError
 from shared.heartbeat import new_worker_id
-from shared.process import FatalStartupError, run_process
+from shared.process import run_process
 from shared.redis_client import create_redis, wait_for_redis
 from shared.settings import Settings
 from updater.loop import Updater

@@ -146,11 +146,12 @@ class Updater:
 
     async def _beat_and_reap(self) -> None:
         try:
-            await self.heartbeat.beat()
-            for peer in await self.heartbeat.silent_peers():
-                returned = await self.responses.reap(peer)
-                if returned is not None:
-                    log.warning("updater %s is gone: returned %d responses", peer, returned)
+            await self.heartbeat.beat_and_reap(self._reap)
             await self._share_budget()
         except REDIS_DOWN_ERRORS as exc:
             log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)
+
+    async def _reap(self, peer: str) -> None:
+        returned = await self.responses.reap(peer)
+        if returned is not None:
+            log.warning("updater %s is gone: returned %d responses", peer, returned)
