@@ -2,12 +2,14 @@
 
 Every request is one of the Discord questions in bench/questions.json and generates exactly NEW_TOKENS tokens
 (greedy, end-of-sequence ignored), so every way does the same work:
-(a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did (same model
-    and dtype; DTYPE=auto is float32 on a CPU, so this is also the seed's configuration);
+(a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did, on the runner's
+    own model (same dtype; on a CPU its linear layers packed for oneDNN, runner/packed_weights.py); the seed's
+    exact configuration (float32, torch's own linear layers) is timed the same way as a second baseline;
 (b) pipeline: a real redis-server and one `python -m runner`; C users each send a question at the same moment,
     enqueued as the bot enqueues them, and the answers are read from the response list;
 (c) raw batch: the runner's engine, in this process, generating the same C prompts together: the upper bound.
-(b) and (c) are the best of ROUNDS runs each. The last line is the summary at C=16: speedup = b/a, efficiency = b/c.
+(b) and (c) are the best of ROUNDS runs each. The last line is the summary at C=16: speedup = b/a, efficiency = b/c,
+speedup_over_seed = b / the seed's configuration.
 """
 
 from __future__ import annotations
@@ -21,16 +23,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
-from transformers import GenerationConfig  # noqa: E402
+from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel  # noqa: E402
 
 from runner.engine import GenerationRequest, generate_all  # noqa: E402
 from runner.engine_choice import load_engine  # noqa: E402
+from runner.model_source import resolve_model  # noqa: E402
 from runner.transformers_engine import TransformersEngine  # noqa: E402
 from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
 from shared.keys import Keys  # noqa: E402
@@ -45,7 +49,7 @@ QUICK_CONCURRENCY = (1, 16)
 SUMMARY_CONCURRENCY = 16
 SEQUENTIAL_REQUESTS = 8
 """Requests timed one at a time; tokens/s alone does not depend on how many users there are."""
-ROUNDS = 2
+ROUNDS = 3
 """(b) and (c) are each measured this many times, alternately, and the best kept: the machine may be shared."""
 DEFAULT_CACHE_DIR = "/tmp/llamabot-bench-cache"
 """Where the built-in model is converted once (~20 s) and found by later runs; MODEL_CACHE_DIR overrides it."""
@@ -73,7 +77,7 @@ def request(index: int, settings: Settings) -> GenerationRequest:
     )
 
 
-def sequential_tok_s(engine: TransformersEngine, settings: Settings, count: int) -> float:
+def sequential_tok_s(model: PreTrainedModel, engine: TransformersEngine, settings: Settings, count: int) -> float:
     """(a): `model.generate` on one prompt at a time, with the runner's sampling settings."""
     config = GenerationConfig(  # type: ignore[no-untyped-call]
         max_new_tokens=NEW_TOKENS,
@@ -88,15 +92,22 @@ def sequential_tok_s(engine: TransformersEngine, settings: Settings, count: int)
     for index, prompt in enumerate(prompts):
         started = time.perf_counter()
         with torch.inference_mode():
-            output = engine.model.generate(  # type: ignore[operator]
-                input_ids=torch.tensor([prompt], device=engine.model.device),
-                attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=engine.model.device),
+            output = model.generate(  # type: ignore[operator]
+                input_ids=torch.tensor([prompt], device=model.device),
+                attention_mask=torch.ones(1, len(prompt), dtype=torch.long, device=model.device),
                 generation_config=config,
             )
         if index:  # the first is a warm-up
             elapsed += time.perf_counter() - started
             tokens += output.shape[1] - len(prompt)
     return tokens / elapsed
+
+
+def seed_model(settings: Settings) -> PreTrainedModel:
+    """The model as the seed's runner loaded it: float32, torch's own linear layers (not packed for oneDNN)."""
+    directory = resolve_model(settings).directory
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, local_files_only=True)
+    return cast(PreTrainedModel, model.eval())
 
 
 def raw_batch_tok_s(engine: TransformersEngine, settings: Settings, concurrency: int) -> float:
@@ -194,11 +205,11 @@ async def main(quick: bool) -> None:
             assert isinstance(engine, TransformersEngine), "this benchmark needs a transformers model"
             print(f"{engine.description}; {NEW_TOKENS} new tokens per request, greedy, end-of-sequence ignored")
             await pipeline.start()
-            sequential = sequential_tok_s(engine, settings, SEQUENTIAL_REQUESTS // (2 if quick else 1))
-            dtype = str(engine.model.dtype).removeprefix("torch.")
-            seed_note = "same as (a): DTYPE=auto is float32 here" if dtype == "float32" else f"(a) ran in {dtype}"
-            print(f"(a) sequential model.generate, one request at a time: {sequential:.1f} tok/s")
-            print(f"seed baseline (float32, one request at a time): {sequential:.1f} tok/s ({seed_note})")
+            requests = SEQUENTIAL_REQUESTS // (2 if quick else 1)
+            sequential = sequential_tok_s(engine.model, engine, settings, requests)
+            print(f"(a) sequential model.generate, one request at a time, the runner's model: {sequential:.1f} tok/s")
+            seed = sequential_tok_s(seed_model(settings), engine, settings, requests)
+            print(f"seed baseline (model.generate, float32, unpacked, one request at a time): {seed:.1f} tok/s")
             print(
                 f"{'users':>5} {'sequential_tok_s':>17} {'pipeline_tok_s':>15} {'raw_batch_tok_s':>16} "
                 f"{'speedup':>8} {'efficiency':>10}"
@@ -220,7 +231,8 @@ async def main(quick: bool) -> None:
     sequential, piped, raw = rows[SUMMARY_CONCURRENCY]
     print(
         f"concurrency={SUMMARY_CONCURRENCY} sequential_tok_s={sequential:.1f} pipeline_tok_s={piped:.1f} "
-        f"raw_batch_tok_s={raw:.1f} speedup={piped / sequential:.2f} efficiency={piped / raw:.2f}"
+        f"raw_batch_tok_s={raw:.1f} speedup={piped / sequential:.2f} efficiency={piped / raw:.2f} "
+        f"seed_tok_s={seed:.1f} speedup_over_seed={piped / seed:.2f}"
     )
 
 

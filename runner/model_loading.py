@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from runner.errors import ModelLoadError, one_line
+from runner.packed_weights import pack_linear_layers
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, 
         )
         # PreTrainedModel.to is wrapped with functools.wraps(nn.Module.to), which mypy reads as unbound.
         model.to(device).eval()  # type: ignore[arg-type]
+        if device == "cpu":
+            pack_linear_layers(model, settings.batch_size)
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None
     return model, tokenizer

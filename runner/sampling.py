@@ -1,61 +1,105 @@
-"""Each job's own next-token choice in a shared batch: its penalty, temperature, top-p and stop condition."""
+"""Each job's own next-token choice in a shared batch: its penalty, temperature, top-p and stop condition.
+
+Every row keeps its own settings, but a step's choices are made for the whole batch at once, with the same
+arithmetic as transformers' RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper and TopPLogitsWarper (in
+the order `model.generate` applies them), so that a job's answer is the one `generate` gives with the same
+settings. Row by row, the processors cost ~0.35 ms a row per step here (16 rows: ~5% of a decoding step of
+the built-in model); on a GPU each row would also wait for its own kernels.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+import math
+from collections.abc import Sequence
 
 import torch
-from transformers import (
-    LogitsProcessorList,
-    RepetitionPenaltyLogitsProcessor,
-    TemperatureLogitsWarper,
-    TopPLogitsWarper,
-)
 
 from runner.engine import GenerationRequest
 
 
 class RowSampler:
-    """Picks one job's tokens the way `model.generate` would with the same settings, one row of logits at a time.
-
-    Built when the job joins a batch, so that settings transformers refuses fail that job alone, at once.
-    """
+    """One job's sampling settings and stop condition, checked when the job joins a batch (so that settings
+    transformers would refuse fail that job alone, at once)."""
 
     def __init__(self, request: GenerationRequest, eos_token_ids: list[int]) -> None:
         if request.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {request.max_new_tokens}")
         if request.min_new_tokens > request.max_new_tokens:
             raise ValueError(f"min_new_tokens={request.min_new_tokens} is more than max_new_tokens")
+        if not request.repetition_penalty > 0 or math.isinf(request.repetition_penalty):
+            raise ValueError(f"repetition_penalty must be a positive number, got {request.repetition_penalty}")
+        self.greedy = request.temperature <= 0
+        if not self.greedy and math.isinf(request.temperature):
+            raise ValueError(f"temperature has to be a finite positive float, got {request.temperature}")
+        if not 0 <= request.top_p <= 1:
+            raise ValueError(f"top_p has to be a float between 0 and 1, got {request.top_p}")
         self.max_new_tokens = request.max_new_tokens
         self.min_new_tokens = request.min_new_tokens
+        self.repetition_penalty = request.repetition_penalty
+        self.temperature = request.temperature
+        self.top_p = request.top_p
         self.eos_token_ids = eos_token_ids
-        self.greedy = request.temperature <= 0
-        # The order generate() applies them in: penalties first, then the warpers that shape the distribution.
-        self.processors = LogitsProcessorList()
-        if request.repetition_penalty != 1.0:
-            self.processors.append(RepetitionPenaltyLogitsProcessor(request.repetition_penalty))
-        if not self.greedy:
-            self.processors.append(TemperatureLogitsWarper(request.temperature))
-            if request.top_p < 1.0:
-                self.processors.append(TopPLogitsWarper(request.top_p))
-
-    def choose(self, logits: torch.Tensor, prompt: list[int], generated: list[int]) -> int:
-        """The next token, given this row's float32 logits [vocab] and its tokens so far.
-
-        Padding is no token of the row: unlike generate() on a padded batch, the penalty never sees it, so a
-        job's answer does not depend on the batch it was in.
-        """
-        scores = logits.unsqueeze(0)
-        if len(generated) < self.min_new_tokens:
-            scores = scores.clone()
-            scores[:, self.eos_token_ids] = -float("inf")
-        if self.processors:
-            ids = cast(torch.LongTensor, torch.tensor([prompt + generated], dtype=torch.long, device=scores.device))
-            scores = self.processors(ids, scores)
-        if self.greedy:
-            return int(scores.argmax(dim=-1))
-        return int(torch.multinomial(scores.softmax(dim=-1), num_samples=1))
 
     def finished(self, token: int, generated: int) -> bool:
         """Whether the row stops after `token`, its `generated`-th (end-of-sequence is never chosen too early)."""
         return generated >= self.max_new_tokens or token in self.eos_token_ids
+
+
+def choose_tokens(
+    samplers: Sequence[RowSampler], logits: torch.Tensor, prompts: Sequence[list[int]], generated: Sequence[list[int]]
+) -> list[int]:
+    """Each row's next token, from the batch's float32 logits [rows, vocab] and each row's tokens so far."""
+    scores = processed_scores(samplers, logits, prompts, generated)
+    tokens = scores.argmax(dim=-1)
+    sampled = [i for i, sampler in enumerate(samplers) if not sampler.greedy]
+    if sampled:
+        index = torch.tensor(sampled, device=scores.device)
+        tokens[index] = torch.multinomial(scores[index].softmax(dim=-1), num_samples=1).squeeze(1)
+    return [int(token) for token in tokens.tolist()]
+
+
+def processed_scores(
+    samplers: Sequence[RowSampler], logits: torch.Tensor, prompts: Sequence[list[int]], generated: Sequence[list[int]]
+) -> torch.Tensor:
+    """The logits after each row's processors: what its token is picked from (argmax, or sampled by softmax)."""
+    scores = logits.clone()
+    device = scores.device
+    held = [i for i, sampler in enumerate(samplers) if len(generated[i]) < sampler.min_new_tokens]
+    if held:
+        eos = torch.tensor(samplers[held[0]].eos_token_ids, device=device)
+        scores[torch.tensor(held, device=device).unsqueeze(1), eos] = -math.inf
+    penalised = [i for i, sampler in enumerate(samplers) if sampler.repetition_penalty != 1.0]
+    if penalised:
+        _penalise_repetition(scores, penalised, [prompts[i] + generated[i] for i in penalised], samplers)
+    sampled = [i for i, sampler in enumerate(samplers) if not sampler.greedy]
+    if sampled:
+        index = torch.tensor(sampled, device=device)
+        temperature = torch.tensor([[samplers[i].temperature] for i in sampled], device=device)
+        top_p = torch.tensor([[samplers[i].top_p] for i in sampled], device=device)
+        scores[index] = _top_p(scores[index] / temperature, top_p)
+    return scores
+
+
+def _penalise_repetition(
+    scores: torch.Tensor, rows: list[int], seen: list[list[int]], samplers: Sequence[RowSampler]
+) -> None:
+    """Divides each seen token's positive score by the row's penalty, multiplies its negative one (in place)."""
+    device = scores.device
+    width = max(len(ids) for ids in seen)
+    # Short rows repeat their own first token: gathering and scattering a token twice changes nothing.
+    ids = torch.tensor([ids + [ids[0]] * (width - len(ids)) for ids in seen], device=device)
+    index = torch.tensor(rows, device=device)
+    penalty = torch.tensor([[samplers[i].repetition_penalty] for i in rows], device=device)
+    picked = scores[index]
+    seen_scores = picked.gather(1, ids)
+    seen_scores = torch.where(seen_scores < 0, seen_scores * penalty, seen_scores / penalty)
+    scores[index] = picked.scatter(1, ids, seen_scores)
+
+
+def _top_p(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one)."""
+    sorted_scores, sorted_index = torch.sort(scores, descending=False)
+    cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+    remove = cumulative <= (1 - top_p)
+    remove[:, -1] = False
+    return scores.masked_fill(remove.scatter(1, sorted_index, remove), -math.inf)

@@ -38,9 +38,10 @@ from runner.admission import Row, admit
 from runner.engine import GENERATION_ERRORS, GenerationRequest, GenerationResult
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
 from runner.model_loading import context_tokens, eos_token_ids, load_model
+from runner.packed_weights import PackedLinear
 from runner.prompt import build_prompt_ids
 from runner.rolling_batch import RollingBatch
-from runner.sampling import RowSampler
+from runner.sampling import RowSampler, choose_tokens
 from runner.shared_prefix import SharedPrefix, read_shared_prefix
 from shared.settings import Settings
 
@@ -88,6 +89,8 @@ class TransformersEngine:
         self.done: list[GenerationResult] = []
         device = model.device
         threads = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
+        if any(isinstance(module, PackedLinear) for module in model.modules()):
+            threads += " linear=onednn-packed"
         dtype = str(model.dtype).removeprefix("torch.")
         self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{threads}"
 
@@ -186,7 +189,7 @@ class TransformersEngine:
         cache = prefix.cache(len(joining)) if prefix else DynamicCache()
         try:
             logits = self.forward([row.request for row in joining], input_ids, attention_mask, positions, cache)
-            tokens = [row.sampler.choose(logits[i], row.prompt, []) for i, row in enumerate(joining)]
+            tokens = self._choose(joining, logits)
         except GENERATION_ERRORS as exc:
             if len(joining) == 1:
                 self._fail(joining[0], exc)
@@ -206,7 +209,7 @@ class TransformersEngine:
             logits = self.forward(
                 [row.request for row in self.running], input_ids, attention_mask, positions, self.batch.cache
             )
-            tokens = [row.sampler.choose(logits[i], row.prompt, row.generated) for i, row in enumerate(self.running)]
+            tokens = self._choose(self.running, logits)
         except GENERATION_ERRORS as exc:
             rows, self.running = self.running, []
             self.batch.clear()  # some layers may hold the failed step's keys already
@@ -253,6 +256,13 @@ class TransformersEngine:
                 logits_to_keep=1,
             )
         return cast(torch.Tensor, output.logits[:, -1, :].float())
+
+    @staticmethod
+    def _choose(rows: Sequence[Row], logits: torch.Tensor) -> list[int]:
+        """Padding is no token of a row: unlike generate() on a padded batch, the penalty never sees it, so a
+        job's answer does not depend on the batch it was in."""
+        prompts = [row.prompt for row in rows]
+        return choose_tokens([row.sampler for row in rows], logits, prompts, [row.generated for row in rows])
 
     def _record(self, tokens: list[int], first: int) -> None:
         """Appends each row's new token (rows from `first` on); rows that stop are answered and leave the batch."""
