@@ -19,8 +19,10 @@ batches. Here each step is one plain forward over a left-padded cache (runner/ro
 transformers' per-step copy of the whole cache: -7% per step); jobs that arrive join between two steps, their
 prompts read together in one forward from where they stop sharing the system prompt (runner/shared_prefix.py),
 and each leaves as soon as it stops, so the batch stays as full as the queue allows; every job keeps its own
-sampling settings. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of
-compiling), one thread instead of one per core (-35%), bfloat16 (see CPU_DTYPE in runner/model_loading.py).
+sampling settings, and a step's tokens are chosen for all rows at once (runner/sampling.py). The table above
+predates packing the CPU's linear layers for oneDNN (runner/packed_weights.py), which made this engine 1.4-1.6x
+faster. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of compiling), one
+thread instead of one per core (-35%), bfloat16 (see CPU_DTYPE in runner/model_loading.py).
 """
 
 from __future__ import annotations

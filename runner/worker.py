@@ -20,7 +20,7 @@ from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue, QueuePolicy
 from shared.keys import Keys
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.schemas import Turn
+from shared.schemas import Turn, decode_job
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class Runner:
         )
         self.in_flight: set[asyncio.Task[None]] = set()
         """One task per job claimed and not yet completed or failed: BATCH_SIZE at most."""
+        self.holding: set[str] = set()
+        """The payloads of those jobs: what this runner knows it has in its list."""
+        self._strays: set[str] = set()
+        """Payloads seen in this runner's list, at the last check, that no claim had returned."""
         self.job_error: BaseException | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,6 +125,7 @@ class Runner:
         for (claimed, _), result in zip(batch, results, strict=True):
             job = claimed.job
             log.info("job %s of user %s claimed (attempt %d)", job["id"], job["user_id"], job["attempts"] + 1)
+            self.holding.add(claimed.raw)
             task = asyncio.create_task(self.answer_job(claimed, result))
             self.in_flight.add(task)
             task.add_done_callback(self._job_done)
@@ -136,13 +141,16 @@ class Runner:
     async def answer_job(self, claimed: ClaimedJob, generated: Awaitable[GenerationResult]) -> None:
         """Completes or fails one job once its generation ends (the others in flight go on meanwhile)."""
         job = claimed.job
-        result = await generated
-        if result.text is None:
-            await self._retry(functools.partial(self.record_failure, claimed, result))
-            return
-        answer = result.text.strip() or EMPTY_ANSWER_TEXT
-        completed = await self.completions.complete(Completion(claimed, answer, job["content"]))
-        self.record_answer(claimed, result, completed)
+        try:
+            result = await generated
+            if result.text is None:
+                await self._retry(functools.partial(self.record_failure, claimed, result))
+                return
+            answer = result.text.strip() or EMPTY_ANSWER_TEXT
+            completed = await self.completions.complete(Completion(claimed, answer, job["content"]))
+            self.record_answer(claimed, result, completed)
+        finally:
+            self.holding.discard(claimed.raw)
 
     def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
         job = claimed.job
@@ -183,9 +191,33 @@ class Runner:
         while not stop.is_set():
             try:
                 await self.heartbeat.beat_and_reap(self._reap)
+                await self.adopt_strays()
             except REDIS_DOWN_ERRORS as exc:
                 log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)
             await asyncio.sleep(self.heartbeat.interval_s)
+
+    async def adopt_strays(self) -> None:
+        """Answers the jobs in this runner's list that no claim returned to it.
+
+        A claim whose reply is lost (the connection drops after Redis moved the job; redis-py then sends
+        the claim again, or raises) leaves a job in our list that we do not know about, and since this runner
+        is alive no reaper ever looks there. A payload still unknown at the next check, a heartbeat later, is
+        such a stray (a claim's reply takes milliseconds, not seconds): we generate it as if just claimed.
+        """
+        unknown = {raw for raw in await self.queue.held(self.worker_id) if raw not in self.holding}
+        strays, self._strays = unknown & self._strays, unknown - self._strays
+        if not strays:
+            return
+        log.warning(
+            "runner %s: %d jobs in its list were never handed to it (a lost reply); answering them",
+            self.worker_id,
+            len(strays),
+        )
+        batch = []
+        for raw in strays:
+            claimed = ClaimedJob(raw=raw, job=decode_job(raw))
+            batch.append((claimed, await self.queue.history(claimed.job["user_id"])))
+        self.start_jobs(batch)
 
     async def _reap(self, peer: str) -> None:
         reaped = await self.queue.reap(peer)

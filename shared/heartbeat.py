@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -11,6 +12,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from shared.keys import Keys
+from shared.redis_client import REDIS_DOWN_ERRORS
 
 Role = Literal["runner", "updater"]
 
@@ -21,12 +23,25 @@ def new_worker_id(configured: str = "") -> str:
 
 
 class Heartbeat:
-    def __init__(self, redis: Redis, keys: Keys, role: Role, worker_id: str, ttl_s: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        role: Role,
+        worker_id: str,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self.role = role
         self.worker_id = worker_id
         self.ttl_s = ttl_s
+        self._clock = clock
+        self._unreachable = False
+        self._reap_from = 0.0
+        """No reaping before then: set to one TTL after Redis comes back from an outage this worker saw."""
 
     @property
     def interval_s(self) -> float:
@@ -52,7 +67,21 @@ class Heartbeat:
 
     async def beat_and_reap(self, reap_peer: Callable[[str], Awaitable[None]]) -> None:
         """Beats, then hands each silent peer of this role to `reap_peer` (every worker does this; reaping is
-        idempotent). Raises the Redis error if Redis is unreachable; the caller logs it and beats again later."""
-        await self.beat()
-        for peer in await self.silent_peers():
-            await reap_peer(peer)
+        idempotent). Raises the Redis error if Redis is unreachable; the caller logs it and beats again later.
+
+        After an outage every heartbeat may have expired, the live workers' too: reaping then would take the
+        jobs out of their hands (each would be redone, one attempt wasted). So once Redis is back, this worker
+        waits one TTL, in which every live peer beats again, before it reaps anyone.
+        """
+        try:
+            await self.beat()
+            if self._unreachable:
+                self._unreachable = False
+                self._reap_from = self._clock() + self.ttl_s
+            if self._clock() < self._reap_from:
+                return
+            for peer in await self.silent_peers():
+                await reap_peer(peer)
+        except REDIS_DOWN_ERRORS:
+            self._unreachable = True
+            raise

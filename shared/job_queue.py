@@ -228,6 +228,10 @@ class JobQueue:
             )
         )
 
+    async def held(self, runner_id: str) -> list[str]:
+        """The payloads of the jobs in this runner's list, as Redis has them."""
+        return list(await self._redis.lrange(self._keys.processing(runner_id), 0, -1))
+
     async def history(self, user_id: str) -> list[Turn]:
         return _turns(await self._redis.hget(self._keys.history(user_id), "turns"))
 

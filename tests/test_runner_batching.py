@@ -137,3 +137,27 @@ async def test_jobs_that_arrive_mid_batch_join_it_and_each_is_answered_as_alone(
     assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.25, "the event loop was blocked"
     assert runner.stats.answered == len(jobs)
     assert await redis.llen(keys.processing("r1")) == 0
+
+
+async def test_a_job_a_lost_claim_reply_left_in_the_runners_list_is_answered_once(
+    redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
+) -> None:
+    runner = Runner(Settings(batch_size=4, heartbeat_ttl_s=1.0), EchoEngine(), redis, "r1")
+    stray, other = make_job(user_id="1", content="stray"), make_job(user_id="2", content="other")
+    await enqueue_opted_in(redis, keys, queue, [stray])
+    # What a claim whose reply never arrived leaves behind: the job moved into our list, and nobody told us.
+    assert await redis.lmove(keys.query, keys.processing("r1"), "RIGHT", "LEFT") is not None
+    await runner.adopt_strays()
+    assert not runner.in_flight, "a job seen once may be a claim whose reply is on its way: not taken yet"
+
+    await enqueue_opted_in(redis, keys, queue, [other])
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+    found = await answers(redis, keys, 2, timeout_s=10)
+    assert found == {stray["id"]: "echo: stray", other["id"]: "echo: other"}
+    await asyncio.sleep(1.0)  # three more checks of the list: nothing is taken twice
+    stop.set()
+    await running
+    assert await redis.llen(keys.response) == 0
+    assert await redis.llen(keys.processing("r1")) == 0
+    assert runner.stats.answered == 2
