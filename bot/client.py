@@ -57,6 +57,8 @@ class LlamaBot(discord.Client):
         # Reactions are a nicety: past this budget they are skipped, so that the bot's requests and the
         # updaters' (DISCORD_REQUESTS_PER_S) together stay under Discord's global limit.
         self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
+        # Its own messages are not a nicety: past their budget they wait, and are never skipped.
+        self.replies = RequestBudget(settings.bot_replies_per_s)
         self.accepted = 0
 
     async def setup_hook(self) -> None:
@@ -201,6 +203,7 @@ class LlamaBot(discord.Client):
         log.info("message %s of user %s %s: %s", message_id, user_id, "edited" if question else "withdrawn", outcome)
 
     async def reply(self, message: discord.Message, text: str) -> None:
+        await self.replies.take()
         try:
             await message.channel.send(
                 text,

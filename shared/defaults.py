@@ -68,10 +68,14 @@ DEFAULT_UPDATER_CONCURRENCY = 8
 
 DEFAULT_DISCORD_REQUESTS_PER_S = 40.0
 """Discord requests per second that all updaters together may make; Discord allows 50 per bot, and the
-bot process keeps the rest for its reactions and command replies."""
+bot process keeps the rest for its reactions (REACTIONS_PER_S) and its own messages (BOT_REPLIES_PER_S)."""
 
 DEFAULT_REACTIONS_PER_S = 5.0
 """Most 👀/⏳ reactions the bot adds per second; past it a message simply gets no reaction."""
+
+DEFAULT_BOT_REPLIES_PER_S = 4.0
+"""Most messages the bot process itself posts per second (command replies, requests to wait, busy notices);
+past it they wait their turn. With the updaters' 40 and the reactions' 5: 49, under Discord's 50."""
 
 DEFAULT_MAX_INPUT_CHARS = 4000
 """Longer messages are truncated (with a note) before they are queued."""

@@ -55,6 +55,7 @@ class Settings:
     updater_concurrency: int = defaults.DEFAULT_UPDATER_CONCURRENCY
     discord_requests_per_s: float = defaults.DEFAULT_DISCORD_REQUESTS_PER_S
     reactions_per_s: float = defaults.DEFAULT_REACTIONS_PER_S
+    bot_replies_per_s: float = defaults.DEFAULT_BOT_REPLIES_PER_S
     max_input_chars: int = defaults.DEFAULT_MAX_INPUT_CHARS
     max_context_tokens: int = 0
     model_cache_dir: Path = field(default_factory=lambda: Path(defaults.DEFAULT_MODEL_CACHE_DIR).expanduser())
@@ -155,6 +156,7 @@ def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
             "DISCORD_REQUESTS_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_DISCORD_REQUESTS_PER_S
         ),
         reactions_per_s=get("REACTIONS_PER_S", _bounded(float, 0.0, 50.0), defaults.DEFAULT_REACTIONS_PER_S),
+        bot_replies_per_s=get("BOT_REPLIES_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_BOT_REPLIES_PER_S),
         max_input_chars=get("MAX_INPUT_CHARS", _bounded(int, 1, 100_000), defaults.DEFAULT_MAX_INPUT_CHARS),
         max_context_tokens=get("MAX_CONTEXT_TOKENS", _bounded(int, 0, 10_000_000), 0),
         model_cache_dir=get(

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from shared import defaults
 from shared.keys import Keys
 from shared.schemas import decode_job
 from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
@@ -163,6 +164,20 @@ async def test_help_explains_the_commands(deployment: Deployment) -> None:
     _, reply = await deployment.ask(user, "!help")
     assert "!optin" in reply["content"] and "!optout" in reply["content"] and "!forget" in reply["content"]
     assert await keys_and_items_mentioning(deployment.redis, user["id"]) == []
+
+
+async def test_the_bots_own_replies_keep_to_their_budget_and_none_is_skipped(deployment: Deployment) -> None:
+    fake = deployment.fake
+    users = [fake.add_user(f"helpless{i}") for i in range(10)]
+    await asyncio.sleep(1.1)  # earlier tests' replies leave the budget's window
+    messages = await asyncio.gather(*(fake.send_message(user, "!help") for user in users))
+    replies = [await wait_reply(fake, message["id"], timeout=30) for message in messages]
+    times = sorted(reply["_received_at"] for reply in replies)
+    per_s = int(defaults.DEFAULT_BOT_REPLIES_PER_S)
+    # Counted where they arrive, as Discord counts: a window a little under a second leaves room for the
+    # jitter between the bot taking its turn and the request reaching the server.
+    busiest = max(sum(1 for t in times if start <= t < start + 0.9) for start in times)
+    assert busiest <= per_s, f"{busiest} of the bot's replies within one second (budget {per_s}/s)"
 
 
 async def test_runner_killed_mid_job_answer_arrives_exactly_once(deployment: Deployment) -> None:

@@ -70,6 +70,7 @@ async def burst(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
         runners=2,
         BATCH_SIZE="64",
         DISCORD_REQUESTS_PER_S="50",
+        BOT_REPLIES_PER_S="50",  # the fake has no global limit; this test is about losing and bounding nothing
         MAX_PENDING_PER_USER=str(MAX_PENDING_PER_USER),
     ) as cluster:
         fake = cluster.fake
