@@ -21,8 +21,10 @@ prompts read together in one forward from where they stop sharing the system pro
 and each leaves as soon as it stops, so the batch stays as full as the queue allows; every job keeps its own
 sampling settings, and a step's tokens are chosen for all rows at once (runner/sampling.py). The table above
 predates packing the CPU's linear layers for oneDNN (runner/packed_weights.py), which made this engine 1.4-1.6x
-faster. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of compiling), one
-thread instead of one per core (-35%), bfloat16 (see CPU_DTYPE in runner/model_loading.py).
+faster. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of compiling);
+torch.compile of the model with inductor's weight freezing (8 minutes of compiling on 2 cores, then a
+compiler error on the rolling cache's shapes); one thread instead of one per core (-35%); bfloat16 (see
+CPU_DTYPE in runner/model_loading.py).
 """
 
 from __future__ import annotations
