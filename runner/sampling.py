@@ -3,8 +3,11 @@
 Every row keeps its own settings, but a step's choices are made for the whole batch at once, with the same
 arithmetic as transformers' RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper and TopPLogitsWarper (in
 the order `model.generate` applies them), so that a job's answer is the one `generate` gives with the same
-settings. Row by row, the processors cost ~0.35 ms a row per step here (16 rows: ~5% of a decoding step of
-the built-in model); on a GPU each row would also wait for its own kernels.
+settings. Row by row, greedy choices cost ~0.35 ms a row per step here (16 rows: ~5% of a decoding step of
+the built-in model); on a GPU each row would also wait for its own kernels. Sampling (the default settings,
+temperature 0.7 and top-p 0.9) was dearer: sorting the vocabulary for top-p and drawing from all of it took
+54 ms a step for 16 rows of the built-in model's real logits, half as long as the model's own step; looking
+for the nucleus among the best NUCLEUS_CANDIDATES tokens first and drawing among those takes 13 ms.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Sequence
 import torch
 
 from runner.engine import GenerationRequest
+
+NUCLEUS_CANDIDATES = 1024
+"""Tokens a sampled row's top-p is first looked for among; a wider nucleus falls back to sorting its row."""
 
 
 class RowSampler:
@@ -54,8 +60,22 @@ def choose_tokens(
     sampled = [i for i, sampler in enumerate(samplers) if not sampler.greedy]
     if sampled:
         index = torch.tensor(sampled, device=scores.device)
-        tokens[index] = torch.multinomial(scores[index].softmax(dim=-1), num_samples=1).squeeze(1)
+        tokens[index] = _sample(scores[index])
     return [int(token) for token in tokens.tolist()]
+
+
+def _sample(scores: torch.Tensor) -> torch.Tensor:
+    """One token per row, drawn with probability softmax(scores); rows [n, vocab], -inf for tokens left out.
+
+    Drawn among each row's candidates only when top-p left at most NUCLEUS_CANDIDATES of them: the same
+    distribution, but multinomial over the whole vocabulary took ~18 ms for 16 rows here.
+    """
+    candidates = int(torch.isfinite(scores).sum(dim=-1).max())
+    if candidates > NUCLEUS_CANDIDATES:
+        return torch.multinomial(scores.softmax(dim=-1), num_samples=1).squeeze(1)
+    values, index = torch.topk(scores, candidates)
+    picked = torch.multinomial(values.softmax(dim=-1), num_samples=1)
+    return index.gather(1, picked).squeeze(1)
 
 
 def processed_scores(
@@ -97,7 +117,26 @@ def _penalise_repetition(
 
 
 def _top_p(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one)."""
+    """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one).
+
+    A token stays if the tokens above it add up to less than top_p, which is TopPLogitsWarper's rule read from
+    the top. Sorting the whole vocabulary took ~35 ms for 16 rows here; the NUCLEUS_CANDIDATES best tokens
+    (topk, ~5 ms) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
+    """
+    values, index = torch.topk(scores, min(NUCLEUS_CANDIDATES, scores.shape[-1]))
+    probs = (values - torch.logsumexp(scores, dim=-1, keepdim=True)).exp()
+    cumulative = probs.cumsum(dim=-1)
+    keep = (cumulative - probs) < top_p
+    keep[:, 0] = True
+    kept = scores.masked_fill(~torch.zeros_like(scores, dtype=torch.bool).scatter(1, index, keep), -math.inf)
+    beyond = (cumulative[:, -1:] < top_p).squeeze(1).nonzero().squeeze(1)
+    if len(beyond):
+        kept[beyond] = _top_p_sorted(scores[beyond], top_p[beyond])
+    return kept
+
+
+def _top_p_sorted(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """_top_p for rows whose nucleus is wider than NUCLEUS_CANDIDATES: TopPLogitsWarper's own way."""
     sorted_scores, sorted_index = torch.sort(scores, descending=False)
     cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
     remove = cumulative <= (1 - top_p)

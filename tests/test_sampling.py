@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from runner import sampling
 from runner.engine import GenerationRequest
 from runner.sampling import RowSampler, choose_tokens, processed_scores
 
@@ -104,3 +106,33 @@ def test_settings_transformers_would_refuse_are_refused_when_the_job_joins(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         sampler(**settings)
+
+
+@pytest.mark.parametrize("candidates", [3, 8, 1024])
+def test_top_p_among_the_best_candidates_or_over_the_whole_row_matches_transformers(
+    candidates: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Peaked rows keep their nucleus among the best `candidates` tokens; flat ones need the whole row sorted."""
+    monkeypatch.setattr(sampling, "NUCLEUS_CANDIDATES", candidates)
+    torch.manual_seed(2)
+    rows = [sampler(temperature=1.0, top_p=p) for p in (0.5, 0.9, 0.95, 0.99)]
+    peaked = torch.randn(2, VOCAB) + torch.nn.functional.one_hot(torch.tensor([3, 4]), VOCAB) * 12
+    flat = torch.randn(2, VOCAB) * 0.1
+    logits = torch.cat([peaked, flat])
+    scores = processed_scores(rows, logits, [[0]] * 4, [[]] * 4)
+    for i, row in enumerate(rows):
+        torch.testing.assert_close(scores[i], transformers_scores(row, logits[i], [0]))
+    assert torch.isfinite(scores[2:]).sum(dim=-1).min() > 8, "the flat rows should keep more than 8 tokens"
+
+
+@pytest.mark.parametrize("candidates", [2, 1024])
+def test_sampled_tokens_follow_the_kept_probabilities(candidates: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampling, "NUCLEUS_CANDIDATES", candidates)
+    torch.manual_seed(3)
+    row = sampler(temperature=1.0)
+    logits = torch.full((1, VOCAB), -math.inf)
+    logits[0, [5, 6, 7]] = torch.tensor([0.5, 0.3, 0.2]).log()
+    draws = Counter(choose_tokens([row], logits, [[1]], [[]])[0] for _ in range(3000))
+    assert set(draws) == {5, 6, 7}
+    for token, expected in ((5, 0.5), (6, 0.3), (7, 0.2)):
+        assert abs(draws[token] / 3000 - expected) < 0.03, draws
