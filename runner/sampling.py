@@ -46,6 +46,15 @@ class RowSampler:
         self.temperature = request.temperature
         self.top_p = request.top_p
         self.eos_token_ids = eos_token_ids
+        self._prompt_tokens: torch.Tensor | None = None
+
+    def seen_tokens(self, prompt: list[int], generated: list[int], device: torch.device) -> torch.Tensor:
+        """The distinct tokens of the prompt (worked out once per job) and those generated, for the penalty."""
+        if self._prompt_tokens is None or self._prompt_tokens.device != device:
+            self._prompt_tokens = torch.tensor(sorted(set(prompt)), dtype=torch.long, device=device)
+        if not generated:
+            return self._prompt_tokens
+        return torch.cat([self._prompt_tokens, torch.tensor(generated, dtype=torch.long, device=device)])
 
     def finished(self, token: int, generated: int) -> bool:
         """Whether the row stops after `token`, its `generated`-th (end-of-sequence is never chosen too early)."""
@@ -91,7 +100,8 @@ def processed_scores(
         scores[torch.tensor(held, device=device).unsqueeze(1), eos] = -math.inf
     penalised = [i for i, sampler in enumerate(samplers) if sampler.repetition_penalty != 1.0]
     if penalised:
-        _penalise_repetition(scores, penalised, [prompts[i] + generated[i] for i in penalised], samplers)
+        seen = [samplers[i].seen_tokens(prompts[i], generated[i], device) for i in penalised]
+        _penalise_repetition(scores, penalised, seen, samplers)
     sampled = [i for i, sampler in enumerate(samplers) if not sampler.greedy]
     if sampled:
         index = torch.tensor(sampled, device=device)
@@ -102,13 +112,18 @@ def processed_scores(
 
 
 def _penalise_repetition(
-    scores: torch.Tensor, rows: list[int], seen: list[list[int]], samplers: Sequence[RowSampler]
+    scores: torch.Tensor, rows: list[int], seen: list[torch.Tensor], samplers: Sequence[RowSampler]
 ) -> None:
-    """Divides each seen token's positive score by the row's penalty, multiplies its negative one (in place)."""
+    """Divides each seen token's positive score by the row's penalty, multiplies its negative one (in place).
+
+    Rebuilding each row's whole prompt as a tensor at every step cost 12 ms a step for 16 rows of 4,000-token
+    prompts here (timed once, with a scratch script); the prompt's distinct tokens are worked out once per job
+    instead (RowSampler.seen_tokens), which brought that to 2 ms.
+    """
     device = scores.device
-    width = max(len(ids) for ids in seen)
+    ids = torch.nn.utils.rnn.pad_sequence(seen, batch_first=True, padding_value=-1)
     # Short rows repeat their own first token: gathering and scattering a token twice changes nothing.
-    ids = torch.tensor([ids + [ids[0]] * (width - len(ids)) for ids in seen], device=device)
+    ids = torch.where(ids < 0, ids[:, :1], ids)
     index = torch.tensor(rows, device=device)
     penalty = torch.tensor([[samplers[i].repetition_penalty] for i in rows], device=device)
     picked = scores[index]

@@ -136,3 +136,15 @@ def test_sampled_tokens_follow_the_kept_probabilities(candidates: int, monkeypat
     assert set(draws) == {5, 6, 7}
     for token, expected in ((5, 0.5), (6, 0.3), (7, 0.2)):
         assert abs(draws[token] / 3000 - expected) < 0.03, draws
+
+
+def test_a_rows_penalty_follows_its_growing_answer_step_after_step() -> None:
+    torch.manual_seed(4)
+    row = sampler(repetition_penalty=1.4)
+    prompt = torch.randint(0, VOCAB, (30,)).tolist()
+    generated: list[int] = []
+    for _ in range(6):
+        logits = torch.randn(1, VOCAB) * 2
+        scores = processed_scores([row], logits, [prompt], [generated])
+        torch.testing.assert_close(scores[0], transformers_scores(row, logits[0], prompt + generated))
+        generated.append(int(scores[0].argmax()))
