@@ -6,9 +6,9 @@ the order `model.generate` applies them), so that a job's answer is the one `gen
 settings. Row by row, greedy choices cost ~0.35 ms a row per step here (16 rows: ~5% of a decoding step of
 the built-in model); on a GPU each row would also wait for its own kernels. Sampling (the default settings,
 temperature 0.7 and top-p 0.9) was dearer: with top-p sorting every row of the vocabulary, choosing 16 tokens
-from the built-in model's real logits took 42 ms a step, against 12 ms when the nucleus is looked for among
-the best NUCLEUS_CANDIDATES tokens first (and drawn among them, not over all 49152); 16 sampled answers of
-64 tokens went from 118 to 150 tok/s (`python bench/sampling.py`).
+from the built-in model's real logits took 42-44 ms a step, against 12-13 ms when the nucleus is looked for
+among the best NUCLEUS_CANDIDATES tokens first (and drawn among them, not over all 49152); 16 sampled answers
+of 64 tokens: 105-118 against 142-150 tok/s (two runs of `python bench/sampling.py`).
 """
 
 from __future__ import annotations
