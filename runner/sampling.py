@@ -78,7 +78,7 @@ def _sample(scores: torch.Tensor) -> torch.Tensor:
     """One token per row, drawn with probability softmax(scores); rows [n, vocab], -inf for tokens left out.
 
     Drawn among each row's candidates only when top-p left at most NUCLEUS_CANDIDATES of them: the same
-    distribution, but multinomial over the whole vocabulary took ~18 ms for 16 rows here.
+    distribution, but multinomial over the whole vocabulary took ~18 ms for 16 rows here (scratch timing).
     """
     candidates = int(torch.isfinite(scores).sum(dim=-1).max())
     if candidates > NUCLEUS_CANDIDATES:
@@ -136,8 +136,8 @@ def _top_p(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one).
 
     A token stays if the tokens above it add up to less than top_p, which is TopPLogitsWarper's rule read from
-    the top. Sorting the whole vocabulary took ~35 ms for 16 rows here; the NUCLEUS_CANDIDATES best tokens
-    (topk, ~5 ms) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
+    the top. Sorting the whole vocabulary took ~35 ms for 16 rows here (scratch timing); the NUCLEUS_CANDIDATES
+    best tokens (topk, ~5 ms) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
     """
     values, index = torch.topk(scores, min(NUCLEUS_CANDIDATES, scores.shape[-1]))
     probs = (values - torch.logsumexp(scores, dim=-1, keepdim=True)).exp()
