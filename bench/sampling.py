@@ -9,6 +9,7 @@ Each figure is the best of ROUNDS alternated runs. The last line is the summary.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from runner import sampling  # noqa: E402
 from runner.engine import GenerationRequest, generate_all  # noqa: E402
 from runner.engine_choice import load_engine  # noqa: E402
 from runner.transformers_engine import TransformersEngine  # noqa: E402
+from shared.settings import Settings  # noqa: E402
 
 ROWS = 16
 ROUNDS = 3
@@ -32,18 +34,9 @@ TOP_P = 0.9
 WHOLE_VOCABULARY = 10**9
 
 
-def request(index: int) -> GenerationRequest:
-    greedy = greedy_request(index, bench_settings())
-    return GenerationRequest(
-        job_id=greedy.job_id,
-        history=(),
-        message=greedy.message,
-        max_new_tokens=NEW_TOKENS,
-        temperature=TEMPERATURE,
-        top_p=TOP_P,
-        repetition_penalty=greedy.repetition_penalty,
-        min_new_tokens=NEW_TOKENS,
-    )
+def request(index: int, settings: Settings) -> GenerationRequest:
+    """The throughput benchmark's request, sampled instead of greedy."""
+    return dataclasses.replace(greedy_request(index, settings), temperature=TEMPERATURE, top_p=TOP_P)
 
 
 def choose_ms(rows: list[sampling.RowSampler], logits: torch.Tensor, prompts: list[list[int]]) -> float:
@@ -55,18 +48,19 @@ def choose_ms(rows: list[sampling.RowSampler], logits: torch.Tensor, prompts: li
     return (time.perf_counter() - started) / 20 * 1000
 
 
-def engine_tok_s(engine: TransformersEngine) -> float:
+def engine_tok_s(engine: TransformersEngine, requests: list[GenerationRequest]) -> float:
     started = time.perf_counter()
-    results = generate_all(engine, [request(i) for i in range(ROWS)])
+    results = generate_all(engine, requests)
     assert all(r.new_tokens == NEW_TOKENS for r in results), [r.error for r in results if r.error]
     return ROWS * NEW_TOKENS / (time.perf_counter() - started)
 
 
 def main() -> None:
-    engine = load_engine(bench_settings())
+    settings = bench_settings()
+    engine = load_engine(settings)
     assert isinstance(engine, TransformersEngine), "this benchmark needs a transformers model"
     print(f"{engine.description}; {ROWS} rows, temperature {TEMPERATURE}, top-p {TOP_P}")
-    requests = [request(i) for i in range(ROWS)]
+    requests = [request(i, settings) for i in range(ROWS)]
     prompts = [engine.prompt_ids(r) for r in requests]
     with torch.inference_mode():
         logits = torch.stack([engine.model(input_ids=torch.tensor([p])).logits[0, -1].float() for p in prompts])
@@ -80,7 +74,7 @@ def main() -> None:
             sampling.NUCLEUS_CANDIDATES = candidates
             ms = choose_ms(rows, logits, prompts)
             best[f"choose_ms_{name}"] = min(best.get(f"choose_ms_{name}", ms), ms)
-            best[f"engine_tok_s_{name}"] = max(best.get(f"engine_tok_s_{name}", 0.0), engine_tok_s(engine))
+            best[f"engine_tok_s_{name}"] = max(best.get(f"engine_tok_s_{name}", 0.0), engine_tok_s(engine, requests))
     sampling.NUCLEUS_CANDIDATES = default
     print(
         f"rows={ROWS} choose_ms={best['choose_ms_candidates']:.1f} "

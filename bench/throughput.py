@@ -52,7 +52,7 @@ SUMMARY_CONCURRENCY = 16
 SEQUENTIAL_REQUESTS = 4
 """Requests timed one at a time in each round (after one untimed); tokens/s alone does not depend on users."""
 ROUNDS = 3
-"""(b) and (c) are each measured this many times, alternately, and the best kept: the machine may be shared."""
+"""(a) to (d) are each measured this many times, alternately, and the best kept: the machine may be shared."""
 DEFAULT_CACHE_DIR = "/tmp/llamabot-bench-cache"
 """Where the built-in model is converted once (~20 s) and found by later runs; MODEL_CACHE_DIR overrides it."""
 QUESTIONS = json.loads((ROOT / "bench" / "questions.json").read_text())

@@ -92,11 +92,11 @@ class TransformersEngine:
         self.waiting: deque[Row] = deque()
         self.done: list[GenerationResult] = []
         device = model.device
-        threads = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
+        cpu = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
         if any(isinstance(module, PackedLinear) for module in model.modules()):
-            threads += " linear=onednn-packed"
+            cpu += " linear=onednn-packed"
         dtype = str(model.dtype).removeprefix("torch.")
-        self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{threads}"
+        self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{cpu}"
 
     @classmethod
     def load(cls, files: ModelFiles, settings: Settings) -> Self:
