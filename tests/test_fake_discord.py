@@ -12,68 +12,7 @@ import pytest
 from discord.http import Route
 
 from tests.fake_discord import FakeDiscord
-
-EVENT_TIMEOUT_SECONDS = 5.0
-"""Longest wait for anything the fake sends; every step here takes milliseconds when it works."""
-
-GUILD_READY_SECONDS = 0.1
-"""discord.py waits this long after the last GUILD_CREATE before on_ready (2 s by default)."""
-
-
-def chat_intents(*, message_content: bool = True) -> discord.Intents:
-    intents = discord.Intents.none()
-    intents.guilds = intents.guild_messages = intents.dm_messages = True
-    intents.message_content = message_content
-    return intents
-
-
-class RecordingClient(discord.Client):
-    """A discord.Client that queues what it receives, so tests can await each event in turn."""
-
-    def __init__(self, *, message_content: bool = True) -> None:
-        super().__init__(intents=chat_intents(message_content=message_content), guild_ready_timeout=GUILD_READY_SECONDS)
-        self.ready = asyncio.Event()
-        self.resumed = asyncio.Event()
-        self.inbox: asyncio.Queue[discord.Message] = asyncio.Queue()
-        self.own_echoes: asyncio.Queue[discord.Message] = asyncio.Queue()
-        self.raw_edits: asyncio.Queue[discord.RawMessageUpdateEvent] = asyncio.Queue()
-        self.raw_deletes: asyncio.Queue[discord.RawMessageDeleteEvent] = asyncio.Queue()
-
-    async def on_ready(self) -> None:
-        self.ready.set()
-
-    async def on_resumed(self) -> None:
-        self.resumed.set()
-
-    async def on_message(self, message: discord.Message) -> None:
-        assert self.user is not None
-        await (self.own_echoes if message.author.id == self.user.id else self.inbox).put(message)
-
-    async def on_raw_message_edit(self, event: discord.RawMessageUpdateEvent) -> None:
-        await self.raw_edits.put(event)
-
-    async def on_raw_message_delete(self, event: discord.RawMessageDeleteEvent) -> None:
-        await self.raw_deletes.put(event)
-
-    async def next_message(self) -> discord.Message:
-        return await asyncio.wait_for(self.inbox.get(), EVENT_TIMEOUT_SECONDS)
-
-    def text_channel(self, channel_id: str) -> discord.TextChannel:
-        channel = self.get_channel(int(channel_id))
-        assert isinstance(channel, discord.TextChannel)
-        return channel
-
-
-async def start_client(fake: FakeDiscord, client: RecordingClient) -> asyncio.Task[None]:
-    """Starts `client` against `fake` and returns its task once on_ready fired (or raises what start raised)."""
-    running = asyncio.create_task(client.start(fake.token))
-    ready = asyncio.create_task(client.ready.wait())
-    await asyncio.wait({running, ready}, timeout=EVENT_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-    ready.cancel()
-    if running.done():
-        running.result()
-    assert client.ready.is_set(), "on_ready did not fire"
-    return running
+from tests.fake_discord.recording import EVENT_TIMEOUT_SECONDS, RecordingClient, chat_intents, start_client
 
 
 @pytest.fixture

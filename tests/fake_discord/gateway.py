@@ -25,6 +25,7 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 APPLICATION_FLAGS = 1 << 19
 """GATEWAY_MESSAGE_CONTENT_LIMITED: the message content intent is switched on, as for an unverified bot."""
 
+INTENT_GUILDS = 1 << 0
 INTENT_GUILD_MESSAGES = 1 << 9
 INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_MESSAGE_CONTENT = 1 << 15
@@ -152,10 +153,11 @@ class Gateway:
         )
         self.sessions[session.session_id] = session
         world = self._world
+        guild_ids = [guild_id for guild_id in world.guilds if session.sees_guild(guild_id)]
         ready = {
             "v": 10,
             "user": world.bot_user,
-            "guilds": [{"id": world.guild_id, "unavailable": True}] if session.sees_guild(world.guild_id) else [],
+            "guilds": [{"id": guild_id, "unavailable": True} for guild_id in guild_ids],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
@@ -168,9 +170,9 @@ class Gateway:
             "_trace": ["fake-discord"],
         }
         await session.dispatch("READY", ready)
-        if session.sees_guild(world.guild_id):
+        for guild_id in guild_ids:
             # Without the presences intent Discord lists only the bot itself among the members.
-            await session.dispatch("GUILD_CREATE", world.guild_payload([world.bot_id]))
+            await session.dispatch("GUILD_CREATE", world.guild_payload(guild_id, [world.bot_id]))
         self._journal.identify_count += 1
         self._journal.notify()
         log.debug("session %s identified (intents %d)", session.session_id, session.intents)
@@ -190,7 +192,7 @@ class Gateway:
     async def _send_member_chunk(self, session: GatewaySession, data: Payload) -> None:
         world = self._world
         chunk = {
-            "guild_id": world.guild_id,
+            "guild_id": str(data.get("guild_id") or world.guild_id),
             "members": [world.member_payload(user_id) for user_id in world.members],
             "chunk_index": 0,
             "chunk_count": 1,
@@ -223,6 +225,11 @@ class Gateway:
             else:
                 blanked = {**message, "content": "", "embeds": [], "attachments": [], "components": []}
                 await session.dispatch(event, blanked)
+
+    async def dispatch_thread_create(self, thread: Payload, *, member: Payload | None = None) -> None:
+        """THREAD_CREATE for a new thread (GUILDS intent); `member` is the bot's own thread membership, if any."""
+        data = {**thread, "newly_created": True, **({"member": member} if member else {})}
+        await self.dispatch("THREAD_CREATE", data, guild_id=thread["guild_id"], intent=INTENT_GUILDS)
 
     async def dispatch_message_delete(self, deleted: Payload) -> None:
         guild_id = deleted.get("guild_id")

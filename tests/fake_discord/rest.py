@@ -20,7 +20,8 @@ from tests.fake_discord.faults import (
 )
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
-from tests.fake_discord.state import Payload, World, now_iso
+from tests.fake_discord.state import Payload, World
+from tests.fake_discord.threads import ThreadRoutes
 
 API_PREFIX = "/api/v10"
 MAX_CONTENT_CHARS = 2000
@@ -96,6 +97,7 @@ class RestApi:
         app.router.add_post("/channels/{channel_id}/typing", self._typing)
         app.router.add_put("/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self._react)
         app.router.add_get("/guilds/{guild_id}/members/{user_id}", self._get_member)
+        ThreadRoutes(self._world, self._gateway).add_routes(app.router)
         for commands in ("/applications/{app_id}/commands", "/applications/{app_id}/guilds/{guild_id}/commands"):
             # Registered commands are not modelled: syncing succeeds and registers nothing.
             app.router.add_get(commands, self._no_commands)
@@ -204,7 +206,7 @@ class RestApi:
 
     async def _get_member(self, request: web.Request) -> web.Response:
         user_id = request.match_info["user_id"]
-        if request.match_info["guild_id"] != self._world.guild_id:
+        if request.match_info["guild_id"] not in self._world.guilds:
             raise ApiError(404, 10004, "Unknown Guild")
         if user_id not in self._world.members:
             raise ApiError(404, 10007, "Unknown Member")
@@ -291,8 +293,7 @@ class RestApi:
         if files:
             edited["attachments"] = [self._store_file(request, message["channel_id"], *file) for file in files]
         _check_sendable(edited)
-        edited["edited_timestamp"] = now_iso()
-        self._world.messages[message["id"]] = edited
+        edited = self._world.edit_message(message["id"], {key: edited[key] for key in (*changes, "attachments")})
         self._journal.edits.append({**body, "message_id": message["id"], "channel_id": message["channel_id"]})
         self._journal.notify()
         await self._gateway.dispatch_message("MESSAGE_UPDATE", edited)

@@ -12,7 +12,8 @@ from tests.fake_discord.faults import FaultPlan, Hold
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
 from tests.fake_discord.rest import API_PREFIX, RestApi
-from tests.fake_discord.state import Payload, World, now_iso
+from tests.fake_discord.state import Payload, World
+from tests.fake_discord.threads import announce_thread, open_thread
 
 STOP_CLOSE_CODE = 1001
 """Close code for connections still open when the fake stops ("going away")."""
@@ -144,11 +145,34 @@ class FakeDiscord:
         await self._gateway.dispatch_message("MESSAGE_CREATE", message)
         return message
 
+    async def create_thread(
+        self, author: Payload, name: str, *, channel_id: str | None = None, from_message: str | None = None
+    ) -> str:
+        """A thread opened by a user (its owner), from `from_message` or in `channel_id`; returns its id.
+
+        Refused as Discord would (bad name, a second thread on one message) with an ApiError. THREAD_CREATE is
+        dispatched; a thread from a message takes that message's id.
+        """
+        if from_message is not None and channel_id is None:
+            channel_id = self._world.messages[from_message]["channel_id"]
+        parent_id, owner_id = channel_id or self.channel_id, str(author["id"])
+        thread = open_thread(self._world, parent_id, owner_id, {"name": name}, starter_message_id=from_message)
+        await announce_thread(self._world, self._gateway, thread)
+        return str(thread["id"])
+
+    def thread(self, thread_id: str) -> Payload:
+        """The current channel payload of a thread (message_count, member_count, thread_metadata, ...)."""
+        return copy.deepcopy(self._world.channels[thread_id])
+
+    @property
+    def threads(self) -> list[Payload]:
+        """Every thread, opened by the bot or by users, in creation order."""
+        return copy.deepcopy(self._world.threads())
+
     async def edit_message(self, message_id: str, content: str) -> None:
         """Changes a stored message's content and dispatches MESSAGE_UPDATE, as when a user edits."""
-        message = self._world.messages[message_id]
-        message.update(content=content, edited_timestamp=now_iso())
-        await self._gateway.dispatch_message("MESSAGE_UPDATE", copy.deepcopy(message))
+        edited = self._world.edit_message(message_id, {"content": content})
+        await self._gateway.dispatch_message("MESSAGE_UPDATE", edited)
 
     async def delete_message(self, message_id: str) -> None:
         """Forgets a stored message and dispatches MESSAGE_DELETE."""

@@ -1,45 +1,41 @@
-"""The fake Discord's world: ids, users, the guild, its channels and stored messages, kept as wire payloads."""
+"""The fake Discord's world: ids, users, guilds, their channels and threads, and stored messages, as wire payloads."""
 
 from __future__ import annotations
 
 import copy
-import datetime
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-Payload = dict[str, Any]
+from tests.fake_discord.payloads import (
+    EVERYONE_PERMISSIONS,
+    PUBLIC_THREAD_TYPE,
+    TEXT_CHANNEL_TYPE,
+    THREAD_TYPES,
+    Payload,
+    dm_channel_payload,
+    guild_payload,
+    member_record,
+    now_iso,
+    text_channel_payload,
+    thread_payload,
+    user_payload,
+)
+
+__all__ = ["Payload", "Snowflakes", "World", "now_iso"]
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 """Milliseconds since the Unix epoch at Discord's epoch (2015-01-01), the origin of snowflake timestamps."""
 
-TEXT_CHANNEL_TYPE = 0
-DM_CHANNEL_TYPE = 1
 DEFAULT_MESSAGE_TYPE = 0
 REPLY_MESSAGE_TYPE = 19
+HAS_THREAD_FLAG = 1 << 5
+"""Message flag Discord sets on a thread's starter message."""
 
-EVERYONE_PERMISSIONS = sum(
-    1 << bit
-    for bit in (
-        6,  # add reactions
-        10,  # view channel
-        11,  # send messages
-        14,  # embed links
-        15,  # attach files
-        16,  # read message history
-        18,  # use external emojis
-        35,  # create public threads
-        38,  # send messages in threads
-    )
-)
-"""What @everyone may do in the fake guild: enough for a chat bot, nothing administrative."""
+THREAD_MEMBER_COUNT_CAP = 50
+"""Discord stops counting a thread's members at 50."""
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat()
 
 
 class Snowflakes:
@@ -54,29 +50,25 @@ class Snowflakes:
         return str(self._last)
 
 
-def user_payload(user_id: str, name: str, *, bot: bool) -> Payload:
-    return {
-        "id": user_id,
-        "username": name,
-        "global_name": None if bot else name,
-        "discriminator": "0",
-        "avatar": None,
-        "bot": bot,
-        "public_flags": 0,
-        "flags": 0,
-    }
-
-
 @dataclass
 class World:
-    """Everything the fake knows; REST handlers and the public API read and change it."""
+    """Everything the fake knows; REST handlers and the public API read and change it.
+
+    Users are members of every guild (one member record each), and the bot is in every guild.
+    """
 
     ids: Snowflakes = field(default_factory=Snowflakes)
     users: dict[str, Payload] = field(default_factory=dict)
     members: dict[str, Payload] = field(default_factory=dict)
+    guilds: dict[str, Payload] = field(default_factory=dict)
+    """Guild records {id, name, permissions (of @everyone), channel_id (its "general")}, by id."""
     channels: dict[str, Payload] = field(default_factory=dict)
+    """Every channel and thread, in creation order, by id."""
     dm_channel_by_user: dict[str, str] = field(default_factory=dict)
     messages: dict[str, Payload] = field(default_factory=dict)
+    history: dict[str, list[str]] = field(default_factory=dict)
+    """Each message's content at creation, then after each edit; kept after the message is deleted."""
+    thread_members: dict[str, list[str]] = field(default_factory=dict)
     nonces: dict[tuple[str, str, str], str] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     """Uploaded attachments by attachment id: (content type, bytes)."""
@@ -87,7 +79,7 @@ class World:
         self.bot_user.update(verified=True, mfa_enabled=False)
         # The application's owner is a person outside the guild, as for a bot made by one developer.
         self.owner = user_payload(self.ids.next(), "fake-owner", bot=False)
-        self.channel_id = self.add_text_channel("general")["id"]
+        self.channel_id = self.add_guild("Fake Guild", guild_id=self.guild_id)["channel_id"]
 
     @property
     def bot_id(self) -> str:
@@ -96,99 +88,79 @@ class World:
     def add_user(self, name: str, *, bot: bool = False) -> Payload:
         user = user_payload(self.ids.next(), name, bot=bot)
         self.users[user["id"]] = user
-        self.members[user["id"]] = {
-            "roles": [],
-            "joined_at": now_iso(),
-            "premium_since": None,
-            "nick": None,
-            "avatar": None,
-            "deaf": False,
-            "mute": False,
-            "pending": False,
-            "flags": 0,
-        }
+        self.members[user["id"]] = member_record()
         return user
 
-    def add_text_channel(self, name: str) -> Payload:
-        channel: Payload = {
-            "id": self.ids.next(),
-            "type": TEXT_CHANNEL_TYPE,
-            "guild_id": self.guild_id,
-            "name": name,
-            "position": len(self.channels),
-            "permission_overwrites": [],
-            "topic": None,
-            "nsfw": False,
-            "rate_limit_per_user": 0,
-            "parent_id": None,
-            "last_message_id": None,
-            "flags": 0,
-        }
+    def add_guild(self, name: str, *, guild_id: str | None = None) -> Payload:
+        """A guild with a "general" text channel; the bot and every user are its members."""
+        guild: Payload = {"id": guild_id or self.ids.next(), "name": name, "permissions": EVERYONE_PERMISSIONS}
+        self.guilds[guild["id"]] = guild
+        guild["channel_id"] = self.add_text_channel("general", guild_id=guild["id"])["id"]
+        return guild
+
+    def add_text_channel(self, name: str, *, guild_id: str | None = None) -> Payload:
+        guild_id = guild_id or self.guild_id
+        position = sum(1 for c in self.channels.values() if c.get("guild_id") == guild_id)
+        channel = text_channel_payload(self.ids.next(), guild_id, name, position=position)
         self.channels[channel["id"]] = channel
         return channel
 
     def dm_channel_for(self, user_id: str) -> Payload:
         if user_id not in self.dm_channel_by_user:
-            channel: Payload = {
-                "id": self.ids.next(),
-                "type": DM_CHANNEL_TYPE,
-                "last_message_id": None,
-                "recipients": [self.users[user_id]],
-                "flags": 0,
-            }
+            channel = dm_channel_payload(self.ids.next(), self.users[user_id])
             self.channels[channel["id"]] = channel
             self.dm_channel_by_user[user_id] = channel["id"]
         return self.channels[self.dm_channel_by_user[user_id]]
+
+    def add_thread(
+        self,
+        parent_id: str,
+        owner_id: str,
+        name: str,
+        *,
+        starter_message_id: str | None = None,
+        thread_type: int = PUBLIC_THREAD_TYPE,
+        auto_archive_duration: int = 1440,
+        rate_limit_per_user: int = 0,
+    ) -> Payload:
+        """Stores a new thread; one opened from a message takes that message's id, as on Discord."""
+        thread = thread_payload(
+            starter_message_id or self.ids.next(),
+            self.channels[parent_id],
+            owner_id,
+            name,
+            thread_type=thread_type,
+            auto_archive_duration=auto_archive_duration,
+            rate_limit_per_user=rate_limit_per_user,
+        )
+        self.channels[thread["id"]] = thread
+        self.thread_members[thread["id"]] = [owner_id]
+        if starter_message_id is not None:
+            starter = self.messages[starter_message_id]
+            starter["thread"] = thread
+            starter["flags"] = starter.get("flags", 0) | HAS_THREAD_FLAG
+        return thread
+
+    def threads(self, guild_id: str | None = None) -> list[Payload]:
+        """Threads in creation order, of one guild if given."""
+        return [c for c in self.channels.values() if c["type"] in THREAD_TYPES and guild_id in (None, c["guild_id"])]
 
     def member_payload(self, user_id: str) -> Payload:
         """A member with its user, as GUILD_CREATE and member chunks carry it."""
         return {**self.members[user_id], "user": self.users[user_id]}
 
-    def guild_payload(self, member_ids: list[str]) -> Payload:
-        guild_id = self.guild_id
-        everyone = {
-            "id": guild_id,
-            "name": "@everyone",
-            "permissions": str(EVERYONE_PERMISSIONS),
-            "position": 0,
-            "color": 0,
-            "hoist": False,
-            "managed": False,
-            "mentionable": False,
-            "flags": 0,
-        }
-        return {
-            "id": guild_id,
-            "name": "Fake Guild",
-            "icon": None,
-            "owner_id": self.owner["id"],
-            "unavailable": False,
-            "large": False,
-            "member_count": len(self.members),
-            "joined_at": self.members[self.bot_id]["joined_at"],
-            "roles": [everyone],
-            "emojis": [],
-            "stickers": [],
-            "features": [],
-            "channels": [c for c in self.channels.values() if c["type"] == TEXT_CHANNEL_TYPE],
-            "threads": [],
-            "members": [self.member_payload(user_id) for user_id in member_ids],
-            "presences": [],
-            "voice_states": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-            "verification_level": 0,
-            "default_message_notifications": 0,
-            "explicit_content_filter": 0,
-            "mfa_level": 0,
-            "nsfw_level": 0,
-            "premium_tier": 0,
-            "afk_timeout": 300,
-            "system_channel_id": None,
-            "system_channel_flags": 0,
-            "preferred_locale": "en-US",
-        }
+    def guild_payload(self, guild_id: str, member_ids: list[str]) -> Payload:
+        """GUILD_CREATE's guild: its text channels and active threads, so a client that identifies knows them."""
+        channels = [c for c in self.channels.values() if c["type"] == TEXT_CHANNEL_TYPE and c["guild_id"] == guild_id]
+        return guild_payload(
+            self.guilds[guild_id],
+            owner_id=self.owner["id"],
+            joined_at=self.members[self.bot_id]["joined_at"],
+            member_count=len(self.members),
+            channels=channels,
+            threads=[t for t in self.threads(guild_id) if not t["thread_metadata"]["archived"]],
+            members=[self.member_payload(user_id) for user_id in member_ids],
+        )
 
     def mentioned_ids(self, content: str) -> list[str]:
         """Known users written as `<@id>` in `content`, in order, once each."""
@@ -229,8 +201,13 @@ class World:
         nonce: str | None = None,
         embeds: list[Payload] | None = None,
         attachments: list[Payload] | None = None,
+        flags: int = 0,
+        overrides: Payload | None = None,
     ) -> Payload:
-        """Builds a full message as MESSAGE_CREATE carries it, stores it and returns it."""
+        """Builds a full message as MESSAGE_CREATE carries it, stores it and returns it.
+
+        `overrides` replaces fields last (an interaction response's type and interaction_metadata).
+        """
         channel = self.channels[channel_id]
         guild_id = channel.get("guild_id")
         message: Payload = {
@@ -249,7 +226,7 @@ class World:
             "components": [],
             "pinned": False,
             "type": DEFAULT_MESSAGE_TYPE,
-            "flags": 0,
+            "flags": flags,
         }
         if guild_id is not None:
             message["guild_id"] = guild_id
@@ -270,14 +247,38 @@ class World:
             }
             # Discord nests one level only: the referenced message comes without its own referenced message.
             message["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
+        message.update(overrides or {})
         self.messages[message["id"]] = message
+        self.history[message["id"]] = [content]
         channel["last_message_id"] = message["id"]
+        if channel["type"] in THREAD_TYPES:
+            self._count_thread_message(channel, str(author["id"]))
+        return copy.deepcopy(message)
+
+    def edit_message(self, message_id: str, changes: Payload) -> Payload:
+        """Applies an edit (content, embeds, ...), stamps it and records the content it leaves."""
+        message = self.messages[message_id]
+        message.update(changes, edited_timestamp=now_iso())
+        self.history[message_id].append(message.get("content") or "")
         return copy.deepcopy(message)
 
     def delete_message(self, message_id: str) -> Payload:
-        """Forgets a message; returns what MESSAGE_DELETE carries about it."""
+        """Forgets a message (its history stays); returns what MESSAGE_DELETE carries about it."""
         message = self.messages.pop(message_id)
+        channel = self.channels.get(message["channel_id"])
+        if channel is not None and channel["type"] in THREAD_TYPES:
+            # Discord's message_count drops with deletes; total_message_sent never does.
+            channel["message_count"] = max(0, channel["message_count"] - 1)
         return {key: message[key] for key in ("id", "channel_id", "guild_id") if key in message}
+
+    def _count_thread_message(self, thread: Payload, author_id: str) -> None:
+        """A message in a thread counts towards it and makes its author a member, as posting joins a thread."""
+        thread["message_count"] += 1
+        thread["total_message_sent"] += 1
+        members = self.thread_members[thread["id"]]
+        if author_id in self.users and author_id not in members:
+            members.append(author_id)
+            thread["member_count"] = min(len(members), THREAD_MEMBER_COUNT_CAP)
 
     def _mention(self, user_id: str, *, in_guild: bool) -> Payload:
         user = dict(self.users[user_id])
