@@ -13,6 +13,8 @@ from tests.fake_discord.state import Payload
 class Journal:
     posted: list[Payload] = field(default_factory=list)
     edits: list[Payload] = field(default_factory=list)
+    deleted: list[tuple[str, str]] = field(default_factory=list)
+    """(channel id, message id) of each message the bot deleted."""
     typing: list[str] = field(default_factory=list)
     reactions: list[tuple[str, str, str]] = field(default_factory=list)
     requests: list[tuple[str, str, int]] = field(default_factory=list)

@@ -20,6 +20,7 @@ from tests.fake_discord.faults import (
 )
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
+from tests.fake_discord.ratelimit import ChannelMessageLimit
 from tests.fake_discord.state import Payload, World
 from tests.fake_discord.threads import ThreadRoutes
 
@@ -80,6 +81,8 @@ class RestApi:
         self._gateway = gateway
         self._token = token
         self._faults = faults
+        self.channel_limit: ChannelMessageLimit | None = None
+        """Discord's per-channel limit on sends and edits, when a test switches it on."""
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -134,14 +137,20 @@ class RestApi:
             await hold.released.wait()
         return response
 
-    @staticmethod
-    async def _handle(request: web.Request, handler: Handler, method: str, path: str) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, handler: Handler, method: str, path: str) -> web.StreamResponse:
+        headers = _rate_limit_headers(method, path)
+        limit = self.channel_limit
+        limited_channel = limit.channel_of(method, path) if limit is not None else None
+        if limit is not None and limited_channel is not None:
+            allowed, headers = limit.take(limited_channel)
+            if not allowed:
+                return limit.refusal(headers)
         try:
             response = await handler(request)
         except ApiError as error:
             response = error.response()
         if 200 <= response.status < 300:
-            response.headers.update(_rate_limit_headers(method, path))
+            response.headers.update(headers)
         return response
 
     @staticmethod
@@ -301,6 +310,8 @@ class RestApi:
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         message = self._message(request)
+        self._journal.deleted.append((message["channel_id"], message["id"]))
+        self._journal.notify()
         await self._gateway.dispatch_message_delete(self._world.delete_message(message["id"]))
         return self._no_content()
 

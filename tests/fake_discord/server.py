@@ -11,6 +11,7 @@ from aiohttp import web
 from tests.fake_discord.faults import FaultPlan, Hold
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
+from tests.fake_discord.ratelimit import ChannelMessageLimit
 from tests.fake_discord.rest import API_PREFIX, RestApi
 from tests.fake_discord.state import Payload, World
 from tests.fake_discord.threads import announce_thread, open_thread
@@ -26,8 +27,9 @@ class FakeDiscord:
     """One bot account in one guild with one text channel; users talk, the bot answers through REST.
 
     Start it, point discord.py at `api_base` and `gateway_url`, log in with `token`. Users made with
-    `add_user` send messages with `send_message`; what the bot does lands in `posted`, `edits`, `typing`,
-    `reactions` and `requests`. `fail_next` injects REST errors; `disconnect_gateway` forces a RESUME.
+    `add_user` send messages with `send_message`; what the bot does lands in `posted`, `edits`, `deleted`,
+    `typing`, `reactions` and `requests` (`message_history` has every version of a message). `fail_next` injects
+    REST errors, `limit_channel_messages` Discord's per-channel limit; `disconnect_gateway` forces a RESUME.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -46,6 +48,7 @@ class FakeDiscord:
         # The journal's own lists, so they fill up as requests arrive.
         self.posted: list[Payload] = self._journal.posted
         self.edits: list[Payload] = self._journal.edits
+        self.deleted: list[tuple[str, str]] = self._journal.deleted
         self.typing: list[str] = self._journal.typing
         self.reactions: list[tuple[str, str, str]] = self._journal.reactions
         self.requests: list[tuple[str, str, int]] = self._journal.requests
@@ -181,6 +184,18 @@ class FakeDiscord:
     def message(self, message_id: str) -> Payload:
         """The current version of a stored message (a user's or the bot's)."""
         return copy.deepcopy(self._world.messages[message_id])
+
+    def message_history(self, message_id: str) -> list[str]:
+        """A message's content at creation, then after each edit (the bot's or a user's); kept once deleted."""
+        return list(self._world.history[message_id])
+
+    def limit_channel_messages(self, count: int = 5, per_s: float = 5.0) -> None:
+        """Switches on Discord's per-channel limit: the bot's sends and edits in one channel share one bucket.
+
+        Answers advertise the bucket (X-RateLimit-Remaining/Reset-After), so discord.py paces itself; a
+        request over the limit gets a shared-scope 429 that discord.py retries. Off by default.
+        """
+        self._rest.channel_limit = ChannelMessageLimit(count, per_s)
 
     def fail_next(
         self,
