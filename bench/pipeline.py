@@ -26,14 +26,16 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from shared import defaults  # noqa: E402
 from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
+from shared.settings import Settings  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.system import System, base_env  # noqa: E402
 
+DEFAULTS = Settings()
+"""What a deployment that sets nothing gets: the budgets this benchmark runs under and reports."""
 USERS = 100
 MESSAGES = 1000
 MESSAGES_PER_S = 20.0
@@ -89,7 +91,7 @@ class Bench:
         log_dir.mkdir()
         api, gateway, token = (fake.api_base, fake.gateway_url, fake.token) if fake else ("", "", "unused")
         environment = base_env(redis_url=self.server.url, api_base=api, gateway_url=gateway, token=token, model="echo")
-        environment.update(HEARTBEAT_TTL_S=str(defaults.DEFAULT_HEARTBEAT_TTL_S), RATE_LIMIT_PER_MINUTE="10000", **env)
+        environment.update(HEARTBEAT_TTL_S=str(DEFAULTS.heartbeat_ttl_s), RATE_LIMIT_PER_MINUTE="10000", **env)
         system = System(environment, log_dir)
         self.systems.append(system)
         return system
@@ -235,13 +237,13 @@ async def paced(count: int, per_s: float, action: Callable[[int], Awaitable[None
 def report(latency: dict[str, float], capacity: float, throughputs: dict[int, float]) -> None:
     scaling = throughputs[4] / (4 * throughputs[1])
     ideal = SCALING_BATCH / SCALING_DELAY_S
-    offered_per_s = MESSAGES_PER_S + min(MESSAGES_PER_S, defaults.DEFAULT_REACTIONS_PER_S)
+    offered_per_s = MESSAGES_PER_S + min(MESSAGES_PER_S, DEFAULTS.reactions_per_s)
     rows = [
         ("setup", f"{os.cpu_count()} CPUs; redis-server with AOF fsync every second; every process at LOG_LEVEL=INFO"),
         ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
         (
             "  pacing",
-            f"1 reply (updater) + 1 reaction (bot, <= {defaults.DEFAULT_REACTIONS_PER_S:g}/s) per message: "
+            f"1 reply (updater) + 1 reaction (bot, <= {DEFAULTS.reactions_per_s:g}/s) per message: "
             f"<= {offered_per_s:g} requests/s vs Discord's {DISCORD_GLOBAL_LIMIT_PER_S}/s",
         ),
         ("  timed", "from the fake writing MESSAGE_CREATE to the bot's socket to it receiving the reply POST"),
@@ -253,7 +255,7 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
             "burst",
             f"{BURST_RESPONSES} answers at once: posted in {latency['burst_s']:.1f} s, peak "
             f"{latency['burst_peak_rps']:.0f} requests in any 1 s window (updater budget "
-            f"{defaults.DEFAULT_DISCORD_REQUESTS_PER_S:g}/s)",
+            f"{DEFAULTS.discord_requests_per_s:g}/s)",
         ),
         (
             "capacity",

@@ -1,68 +1,220 @@
-"""The one settings object every process reads from the environment and `.env`."""
+"""The one settings object every process reads from the environment and `.env`, each setting declared once."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from shared import defaults
 from shared.errors import SettingsError
 from shared.secret import Secret, redact_url_password
+from shared.settings_declaration import ALL, BOT, COMPOSE, RUNNER, UPDATER, SettingSpec, setting, spec_of
+from shared.settings_parsers import (
+    bounded,
+    choice,
+    http_url,
+    id_set,
+    matching,
+    no_spaces,
+    path,
+    secret_redis_url,
+    secret_text,
+    word_list,
+    ws_url,
+)
 
-T = TypeVar("T")
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 BUILTIN_MODEL = "builtin"
 """MODEL value (also the default) for the SmolLM2-135M-Instruct model shipped in a package."""
 ECHO_MODEL = "echo"
 """MODEL value for an engine that answers instantly with the question: for testing a deployment."""
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Neutral on purpose: naming the bot "Llama" here made the built-in 135M model answer in French.
+_SYSTEM_PROMPT = "You are a helpful assistant chatting in a Discord server. Answer concisely and accurately."
+
+
+# `setting(...)` returns a dataclasses.field, whose default RUF009 cannot see is never shared mutable state.
+# ruff: noqa: RUF009
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of the three processes; each field documents the variable it comes from."""
+    """Every setting of the three processes; each field declares its variable, parser, default and users."""
 
-    discord_token: Secret = field(default_factory=lambda: Secret(""))
-    redis_url: Secret = field(default_factory=lambda: Secret(defaults.DEFAULT_REDIS_URL))
-    model: str = BUILTIN_MODEL
-    hf_token: Secret = field(default_factory=lambda: Secret(""))
-    max_new_tokens: int = defaults.DEFAULT_MAX_NEW_TOKENS
-    temperature: float = defaults.DEFAULT_TEMPERATURE
-    top_p: float = defaults.DEFAULT_TOP_P
-    repetition_penalty: float = defaults.DEFAULT_REPETITION_PENALTY
-    command_prefix: str = defaults.DEFAULT_COMMAND_PREFIX
-    wake_words: tuple[str, ...] = defaults.DEFAULT_WAKE_WORDS
-    device: str = "auto"
-    dtype: str = "auto"
-    system_prompt: str = defaults.DEFAULT_SYSTEM_PROMPT
-    history_max_turns: int = defaults.DEFAULT_HISTORY_MAX_TURNS
-    history_ttl_days: float = defaults.DEFAULT_HISTORY_TTL_DAYS
-    max_pending_per_user: int = defaults.DEFAULT_MAX_PENDING_PER_USER
-    rate_limit_per_minute: int = defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
-    admin_user_ids: frozenset[str] = frozenset()
-    max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
-    heartbeat_ttl_s: float = defaults.DEFAULT_HEARTBEAT_TTL_S
-    batch_size: int = defaults.DEFAULT_BATCH_SIZE
-    batch_token_budget: int = defaults.DEFAULT_BATCH_TOKEN_BUDGET
-    updater_concurrency: int = defaults.DEFAULT_UPDATER_CONCURRENCY
-    discord_requests_per_s: float = defaults.DEFAULT_DISCORD_REQUESTS_PER_S
-    reactions_per_s: float = defaults.DEFAULT_REACTIONS_PER_S
-    bot_replies_per_s: float = defaults.DEFAULT_BOT_REPLIES_PER_S
-    max_input_chars: int = defaults.DEFAULT_MAX_INPUT_CHARS
-    max_context_tokens: int = 0
-    model_cache_dir: Path = field(default_factory=lambda: Path(defaults.DEFAULT_MODEL_CACHE_DIR).expanduser())
-    worker_id: str = ""
-    log_level: str = "INFO"
-    discord_api_base: str = ""
-    discord_gateway_url: str = ""
+    discord_token: Secret = setting(
+        "DISCORD_TOKEN",
+        secret_text,
+        Secret(""),
+        "The bot's token.",
+        used_by=BOT | UPDATER,
+        default_doc="— (required)",
+        secret=True,
+    )
+    redis_url: Secret = setting(
+        "REDIS_URL", secret_redis_url, Secret("redis://localhost:6379/0"), "Redis to use.", used_by=ALL
+    )
+    model: str = setting(
+        "MODEL", str, BUILTIN_MODEL, "builtin, a Hub id, a folder, a .gguf file or echo.", used_by=RUNNER
+    )
+    hf_token: Secret = setting(
+        "HF_TOKEN", secret_text, Secret(""), "Hugging Face token, for gated models.", used_by=RUNNER, secret=True
+    )
+    max_new_tokens: int = setting(
+        "MAX_NEW_TOKENS", bounded(int, 1, 32768), 256, "Longest answer, in tokens.", used_by=RUNNER
+    )
+    temperature: float = setting(
+        "TEMPERATURE", bounded(float, 0.0, 5.0), 0.7, "Sampling temperature; 0 is greedy.", used_by=RUNNER
+    )
+    top_p: float = setting("TOP_P", bounded(float, 0.01, 1.0), 0.9, "Nucleus sampling mass.", used_by=RUNNER)
+    repetition_penalty: float = setting(
+        "REPETITION_PENALTY",
+        bounded(float, 0.5, 3.0),
+        1.1,
+        "Penalty on tokens already generated (1.0 = none).",
+        used_by=RUNNER,
+    )
+    command_prefix: str = setting("COMMAND_PREFIX", no_spaces, "!", "Prefix of the commands.", used_by=BOT)
+    wake_words: tuple[str, ...] = setting(
+        "WAKE_WORDS", word_list, ("llama",), "Words that address the bot at the start of a message.", used_by=BOT
+    )
+    device: str = setting(
+        "DEVICE",
+        matching(_DEVICE_RE, "auto, cpu, mps, cuda or cuda:N"),
+        "auto",
+        "Where the model runs.",
+        used_by=RUNNER,
+    )
+    dtype: str = setting("DTYPE", choice(DTYPES), "auto", "The model's floating-point type.", used_by=RUNNER)
+    system_prompt: str = setting(
+        "SYSTEM_PROMPT",
+        str,
+        _SYSTEM_PROMPT,
+        "Put before every conversation.",
+        used_by=RUNNER,
+        default_doc="a friendly-assistant prompt",
+    )
+    history_max_turns: int = setting(
+        "HISTORY_MAX_TURNS",
+        bounded(int, 0, 1000),
+        20,
+        "Messages (user's and bot's) kept per user.",
+        used_by=RUNNER,
+    )
+    history_ttl_days: float = setting(
+        "HISTORY_TTL_DAYS",
+        bounded(float, 0.0, 3650.0),
+        30.0,
+        "Days until an idle user's history expires.",
+        used_by=RUNNER,
+    )
+    max_pending_per_user: int = setting(
+        "MAX_PENDING_PER_USER", bounded(int, 0, 100), 3, "Messages a user may have waiting.", used_by=BOT
+    )
+    rate_limit_per_minute: int = setting(
+        "RATE_LIMIT_PER_MINUTE", bounded(int, 1, 10_000), 10, "Messages a user may send per minute.", used_by=BOT
+    )
+    admin_user_ids: frozenset[str] = setting(
+        "ADMIN_USER_IDS", id_set, frozenset(), "User ids allowed the operator commands everywhere.", used_by=BOT
+    )
+    max_attempts: int = setting(
+        "MAX_ATTEMPTS", bounded(int, 1, 100), 3, "Tries per message before it is dead-lettered.", used_by=RUNNER
+    )
+    heartbeat_ttl_s: float = setting(
+        "HEARTBEAT_TTL_S",
+        bounded(float, 1.0, 3600.0),
+        15.0,
+        "A worker silent this long is taken for dead.",
+        used_by=RUNNER | UPDATER,
+    )
+    batch_size: int = setting(
+        "BATCH_SIZE", bounded(int, 1, 1024), 16, "Jobs a runner generates together.", used_by=RUNNER
+    )
+    # About 0.75 GB of key/value cache for the built-in model in float32, 2 GB for an 8B Llama in bfloat16.
+    batch_token_budget: int = setting(
+        "BATCH_TOKEN_BUDGET",
+        bounded(int, 64, 100_000_000),
+        16384,
+        "Cache positions a runner's batch may hold: bounds its memory.",
+        used_by=RUNNER,
+    )
+    updater_concurrency: int = setting(
+        "UPDATER_CONCURRENCY", bounded(int, 1, 256), 8, "Answers one updater posts at once.", used_by=UPDATER
+    )
+    # Discord's global limit is 50 requests/s per bot: allowing more would only trade our limit for its 429s.
+    discord_requests_per_s: float = setting(
+        "DISCORD_REQUESTS_PER_S",
+        bounded(float, 0.1, 50.0),
+        40.0,
+        "Discord requests per second all updaters together may make.",
+        used_by=UPDATER,
+    )
+    reactions_per_s: float = setting(
+        "REACTIONS_PER_S",
+        bounded(float, 0.0, 50.0),
+        5.0,
+        "Most acknowledgement reactions per second.",
+        used_by=BOT,
+    )
+    # With the updaters' 40/s and the reactions' 5/s: 49/s, under Discord's 50.
+    bot_replies_per_s: float = setting(
+        "BOT_REPLIES_PER_S",
+        bounded(float, 0.1, 50.0),
+        4.0,
+        "Most messages per second the bot posts itself.",
+        used_by=BOT,
+    )
+    max_input_chars: int = setting(
+        "MAX_INPUT_CHARS", bounded(int, 1, 100_000), 4000, "Longer messages are truncated.", used_by=BOT
+    )
+    max_context_tokens: int = setting(
+        "MAX_CONTEXT_TOKENS",
+        bounded(int, 0, 10_000_000),
+        0,
+        "Context window in tokens (0 = the model's).",
+        used_by=RUNNER,
+        default_doc="model's (capped at 8192)",
+    )
+    model_cache_dir: Path = setting(
+        "MODEL_CACHE_DIR",
+        path,
+        path("~/.cache/llama-discord-bot"),
+        "Where model weights are kept.",
+        used_by=RUNNER,
+    )
+    worker_id: str = setting(
+        "WORKER_ID",
+        no_spaces,
+        "",
+        "This worker's id in Redis.",
+        used_by=RUNNER | UPDATER,
+        default_doc="host-pid-random",
+    )
+    log_level: str = setting("LOG_LEVEL", choice(_LOG_LEVELS, upper=True), "INFO", "Log level.", used_by=ALL)
+    discord_api_base: str = setting(
+        "DISCORD_API_BASE",
+        http_url,
+        "",
+        "Testing only: a fake Discord's REST base URL.",
+        used_by=BOT | UPDATER,
+        default_doc="Discord's",
+        testing_only=True,
+    )
+    discord_gateway_url: str = setting(
+        "DISCORD_GATEWAY_URL",
+        ws_url,
+        "",
+        "Testing only: a fake Discord's gateway URL.",
+        used_by=BOT,
+        default_doc="Discord's",
+        testing_only=True,
+    )
 
     def __repr__(self) -> str:
         shown = []
@@ -83,7 +235,7 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """The secret values, so that log output can be scrubbed of them."""
-        values = [self.discord_token.reveal(), self.hf_token.reveal()]
+        values = [getattr(self, f.name).reveal() for f in fields(self) if spec_of(f).secret]
         password = urlsplit(self.redis_url.reveal()).password
         if password:
             values.append(password)
@@ -105,137 +257,24 @@ class Settings:
         if env_file is not None and Path(env_file).is_file():
             env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         env.update(os.environ if environ is None else environ)
-        return _parse(env, tuple(require))
+        for name in require:
+            if not env.get(name, "").strip():
+                raise SettingsError(f"{name} is not set; put it in the environment or in .env")
+        return cls(**{f.name: spec_of(f).read(env) for f in fields(cls)})
 
 
-def _parse(env: Mapping[str, str], require: tuple[str, ...]) -> Settings:
-    for name in require:
-        if not env.get(name, "").strip():
-            raise SettingsError(f"{name} is not set; put it in the environment or in .env")
-
-    def get(name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return parse(raw)
-        except ValueError as exc:
-            raise SettingsError(f"{name} is invalid: {exc}") from None
-
-    redis_url = get("REDIS_URL", _redis_url, defaults.DEFAULT_REDIS_URL)
-    return Settings(
-        discord_token=Secret(env.get("DISCORD_TOKEN", "").strip()),
-        redis_url=Secret(redis_url),
-        model=get("MODEL", str, BUILTIN_MODEL),
-        hf_token=Secret(env.get("HF_TOKEN", "").strip()),
-        max_new_tokens=get("MAX_NEW_TOKENS", _bounded(int, 1, 32768), defaults.DEFAULT_MAX_NEW_TOKENS),
-        temperature=get("TEMPERATURE", _bounded(float, 0.0, 5.0), defaults.DEFAULT_TEMPERATURE),
-        top_p=get("TOP_P", _bounded(float, 0.01, 1.0), defaults.DEFAULT_TOP_P),
-        repetition_penalty=get("REPETITION_PENALTY", _bounded(float, 0.5, 3.0), defaults.DEFAULT_REPETITION_PENALTY),
-        command_prefix=get("COMMAND_PREFIX", _no_spaces, defaults.DEFAULT_COMMAND_PREFIX),
-        wake_words=get("WAKE_WORDS", _word_list, defaults.DEFAULT_WAKE_WORDS),
-        device=get("DEVICE", _choice_re(_DEVICE_RE, "auto, cpu, mps, cuda or cuda:N"), "auto"),
-        dtype=get("DTYPE", _choice(DTYPES), "auto"),
-        system_prompt=env.get("SYSTEM_PROMPT", "").strip() or defaults.DEFAULT_SYSTEM_PROMPT,
-        history_max_turns=get("HISTORY_MAX_TURNS", _bounded(int, 0, 1000), defaults.DEFAULT_HISTORY_MAX_TURNS),
-        history_ttl_days=get("HISTORY_TTL_DAYS", _bounded(float, 0.0, 3650.0), defaults.DEFAULT_HISTORY_TTL_DAYS),
-        max_pending_per_user=get("MAX_PENDING_PER_USER", _bounded(int, 0, 100), defaults.DEFAULT_MAX_PENDING_PER_USER),
-        rate_limit_per_minute=get(
-            "RATE_LIMIT_PER_MINUTE", _bounded(int, 1, 10_000), defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
-        ),
-        admin_user_ids=get("ADMIN_USER_IDS", _id_set, frozenset()),
-        max_attempts=get("MAX_ATTEMPTS", _bounded(int, 1, 100), defaults.DEFAULT_MAX_ATTEMPTS),
-        heartbeat_ttl_s=get("HEARTBEAT_TTL_S", _bounded(float, 1.0, 3600.0), defaults.DEFAULT_HEARTBEAT_TTL_S),
-        batch_size=get("BATCH_SIZE", _bounded(int, 1, 1024), defaults.DEFAULT_BATCH_SIZE),
-        batch_token_budget=get(
-            "BATCH_TOKEN_BUDGET", _bounded(int, 64, 100_000_000), defaults.DEFAULT_BATCH_TOKEN_BUDGET
-        ),
-        updater_concurrency=get("UPDATER_CONCURRENCY", _bounded(int, 1, 256), defaults.DEFAULT_UPDATER_CONCURRENCY),
-        # Discord's global limit is 50 requests/s per bot: allowing more would only trade our limit for its 429s.
-        discord_requests_per_s=get(
-            "DISCORD_REQUESTS_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_DISCORD_REQUESTS_PER_S
-        ),
-        reactions_per_s=get("REACTIONS_PER_S", _bounded(float, 0.0, 50.0), defaults.DEFAULT_REACTIONS_PER_S),
-        bot_replies_per_s=get("BOT_REPLIES_PER_S", _bounded(float, 0.1, 50.0), defaults.DEFAULT_BOT_REPLIES_PER_S),
-        max_input_chars=get("MAX_INPUT_CHARS", _bounded(int, 1, 100_000), defaults.DEFAULT_MAX_INPUT_CHARS),
-        max_context_tokens=get("MAX_CONTEXT_TOKENS", _bounded(int, 0, 10_000_000), 0),
-        model_cache_dir=get(
-            "MODEL_CACHE_DIR", lambda s: Path(s).expanduser(), Path(defaults.DEFAULT_MODEL_CACHE_DIR).expanduser()
-        ),
-        worker_id=get("WORKER_ID", _no_spaces, ""),
-        log_level=get("LOG_LEVEL", _choice(("DEBUG", "INFO", "WARNING", "ERROR"), upper=True), "INFO"),
-        discord_api_base=get("DISCORD_API_BASE", _http_url, ""),
-        discord_gateway_url=get("DISCORD_GATEWAY_URL", _ws_url, ""),
-    )
+REDIS_PASSWORD = SettingSpec(
+    "REDIS_PASSWORD",
+    secret_text,
+    Secret(""),
+    "Password Redis is started with; compose builds REDIS_URL from it.",
+    COMPOSE,
+    default_doc="— (required by compose)",
+    secret=True,
+)
+"""Only docker-compose.yml reads it, no process: declared so that its .env.example line and README row are checked."""
 
 
-def _bounded(kind: Callable[[str], T], low: float, high: float) -> Callable[[str], T]:
-    def parse(raw: str) -> T:
-        try:
-            value = kind(raw)
-        except ValueError:
-            noun = "an integer" if kind is int else "a number"
-            raise ValueError(f"expected {noun}, got {raw!r}") from None
-        if not low <= value <= high:  # type: ignore[operator]
-            raise ValueError(f"must be between {low:g} and {high:g}, got {raw}")
-        return value
-
-    return parse
-
-
-def _choice(options: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.upper() if upper else raw.lower()
-        if value not in options:
-            raise ValueError(f"expected one of {', '.join(options)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _choice_re(pattern: re.Pattern[str], described: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if not pattern.match(raw.lower()):
-            raise ValueError(f"expected {described}, got {raw!r}")
-        return raw.lower()
-
-    return parse
-
-
-def _no_spaces(raw: str) -> str:
-    if any(c.isspace() for c in raw):
-        raise ValueError("must not contain spaces")
-    return raw
-
-
-def _word_list(raw: str) -> tuple[str, ...]:
-    words = tuple(w.strip().lower() for w in raw.split(",") if w.strip())
-    if not words:
-        raise ValueError("expected a comma-separated list of words")
-    return words
-
-
-def _id_set(raw: str) -> frozenset[str]:
-    ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if not all(part.isdigit() for part in ids):
-        raise ValueError("expected comma-separated Discord user ids (numbers)")
-    return ids
-
-
-def _redis_url(raw: str) -> str:
-    # Never echo the URL back: it may carry the password.
-    if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("expected a redis://, rediss:// or unix:// URL")
-    return raw
-
-
-def _http_url(raw: str) -> str:
-    if urlsplit(raw).scheme not in ("http", "https"):
-        raise ValueError(f"expected an http(s):// URL, got {raw!r}")
-    return raw.rstrip("/")
-
-
-def _ws_url(raw: str) -> str:
-    if urlsplit(raw).scheme not in ("ws", "wss"):
-        raise ValueError(f"expected a ws(s):// URL, got {raw!r}")
-    return raw
+def declared_settings() -> tuple[SettingSpec[Any], ...]:
+    """Every setting: the fields of Settings, then those only docker-compose.yml reads."""
+    return (*(spec_of(f) for f in fields(Settings)), REDIS_PASSWORD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -11,12 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from shared.settings import Settings
+from shared.settings import Settings, declared_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("bot", "runner", "updater")
-SECRETS = ("DISCORD_TOKEN", "HF_TOKEN", "REDIS_PASSWORD")
-TESTING_ONLY = ("DISCORD_API_BASE", "DISCORD_GATEWAY_URL")
+DECLARED = {spec.env: spec for spec in declared_settings()}
+SECRETS = tuple(name for name, spec in DECLARED.items() if spec.secret)
+TESTING_ONLY = tuple(name for name, spec in DECLARED.items() if spec.testing_only)
 MODEL_CACHE_VOLUME = "model-cache"
 
 
@@ -37,11 +39,9 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def setting_names() -> set[str]:
-    """Every variable shared/settings.py reads, found in its source so a new setting cannot go undocumented."""
-    source = (ROOT / "shared" / "settings.py").read_text()
-    names = set(re.findall(r'get\(\s*"([A-Z][A-Z0-9_]+)"', source))
-    assert len(names) > 20
-    return names
+    """Every variable declared in shared/settings.py, so that a new setting cannot go undocumented."""
+    assert len(DECLARED) > 20 and {"REDIS_PASSWORD", "DISCORD_TOKEN", "MAX_NEW_TOKENS"} <= set(DECLARED)
+    return set(DECLARED)
 
 
 def instructions(dockerfile: str) -> list[tuple[str, str]]:
@@ -94,6 +94,20 @@ def documented_settings() -> dict[str, tuple[int, str, bool]]:
             assert match[2] not in found, f"{match[2]} is in .env.example twice"
             found[match[2]] = (index, match[3], match[1] is not None)
     return found
+
+
+def readme_settings_table() -> dict[str, tuple[str, str]]:
+    """NAME -> (default, used by) for each row of the table in the README's "## Settings" section."""
+    section = (ROOT / "README.md").read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    header = lines.index("| variable | default | used by | meaning |")
+    rows: dict[str, tuple[str, str]] = {}
+    for line in itertools.takewhile(lambda line: line.startswith("|"), lines[header + 2 :]):
+        variables, default, used_by, _ = (cell.strip() for cell in line.strip("|").split(" | ", 3))
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", variables):
+            assert name not in rows, f"{name} is in the README's settings table twice"
+            rows[name] = (default, used_by)
+    return rows
 
 
 # ---- docker-compose.yml ------------------------------------------------------------------------------
@@ -188,7 +202,8 @@ def test_images_copy_every_package_setuptools_needs(dockerfile: str) -> None:
         if keyword == "COPY"
         for source in arguments.split()[:-1]
     }
-    needed = {*pyproject["tool"]["setuptools"]["packages"], "pyproject.toml", pyproject["project"]["readme"]}
+    packages = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    needed = {*packages, "pyproject.toml", pyproject["project"]["readme"]}
     assert needed <= copied
 
 
@@ -249,8 +264,10 @@ def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
 
 def test_env_example_documents_every_setting_with_a_comment() -> None:
     documented = documented_settings()
-    missing = (setting_names() | {"REDIS_PASSWORD"}) - set(documented)
+    missing = setting_names() - set(documented)
     assert not missing, f"undocumented settings: {sorted(missing)}"
+    undeclared = set(documented) - setting_names()
+    assert not undeclared, f".env.example shows settings that shared/settings.py does not declare: {sorted(undeclared)}"
     lines = env_example_lines()
     for name, (index, _, _) in documented.items():
         above = lines[index - 1]
@@ -264,7 +281,9 @@ def test_env_example_shows_the_real_defaults() -> None:
         if name in SECRETS or name in TESTING_ONLY:
             continue
         assert commented, f"{name} should be commented out: it only restates the default"
-        assert Settings.from_env({name: value}, env_file=None) == default, f"{name}={value} is not the default"
+        shown = {name: value}
+        same = DECLARED[name].read(shown) == DECLARED[name].default
+        assert same and Settings.from_env(shown, env_file=None) == default, f"{name}={value} is not the default"
 
 
 def test_env_example_holds_no_secret_and_no_testing_only_setting() -> None:
@@ -285,3 +304,21 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = {name for name in setting_names() if f"`{name}`" not in readme}
     assert not missing, f"settings missing from the README: {sorted(missing)}"
+
+
+def test_readme_settings_table_has_each_declared_setting_with_its_default_and_users() -> None:
+    """Each row agrees with the declaration in shared/settings.py (a `default_doc` where the value says little)."""
+    table = readme_settings_table()
+    assert not setting_names() - set(table), f"missing from the table: {sorted(setting_names() - set(table))}"
+    assert not set(table) - setting_names(), f"not declared: {sorted(set(table) - setting_names())}"
+    for name, (default, used_by) in table.items():
+        spec = DECLARED[name]
+        assert used_by == spec.used_by.as_text(), f"{name} is used by {spec.used_by.as_text()}, not {used_by}"
+        literal = re.fullmatch(r"`([^`]+)`", default)
+        if spec.default_doc is not None:
+            assert default == spec.default_doc, f"{name}'s default should read {spec.default_doc!r}"
+        elif literal:
+            assert spec.read({name: literal[1]}) == spec.default, f"{name}'s default is not {default}"
+        else:
+            assert default == "—", f"{name}'s default should be a `value`, or — when empty"
+            assert not spec.default and not isinstance(spec.default, int | float), f"{name} has a default"

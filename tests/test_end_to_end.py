@@ -11,9 +11,9 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from shared import defaults
 from shared.keys import Keys
 from shared.schemas import decode_job
+from shared.settings import Settings
 from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.redis_server import RedisServer
@@ -173,7 +173,7 @@ async def test_the_bots_own_replies_keep_to_their_budget_and_none_is_skipped(dep
     messages = await asyncio.gather(*(fake.send_message(user, "!help") for user in users))
     replies = [await wait_reply(fake, message["id"], timeout=30) for message in messages]
     times = sorted(reply["_received_at"] for reply in replies)
-    per_s = int(defaults.DEFAULT_BOT_REPLIES_PER_S)
+    per_s = int(Settings().bot_replies_per_s)
     # Counted where they arrive, as Discord counts: a window a little under a second leaves room for the
     # jitter between the bot taking its turn and the request reaching the server.
     busiest = max(sum(1 for t in times if start <= t < start + 0.9) for start in times)

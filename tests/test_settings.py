@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import Settings
+from shared.settings import Settings, declared_settings
+from shared.settings_declaration import ALL, BOT, COMPOSE, RUNNER, UPDATER
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-discord-token"
 
@@ -18,6 +19,20 @@ def test_defaults() -> None:
     s = Settings.from_env({}, env_file=None)
     assert s.redis_url.reveal() == "redis://localhost:6379/0"
     assert (s.command_prefix, s.wake_words, s.device, s.dtype, s.model) == ("!", ("llama",), "auto", "auto", "builtin")
+
+
+def test_declared_defaults_are_what_an_empty_environment_gives() -> None:
+    assert Settings() == Settings.from_env({}, env_file=None)
+    assert {spec.env for spec in declared_settings() if spec.secret} == {"DISCORD_TOKEN", "HF_TOKEN", "REDIS_PASSWORD"}
+
+
+def test_used_by_reads_as_the_readme_writes_it() -> None:
+    assert [p.as_text() for p in (ALL, COMPOSE, RUNNER | UPDATER, UPDATER | BOT)] == [
+        "all",
+        "compose",
+        "runner, updater",
+        "bot, updater",
+    ]
 
 
 def test_values_are_parsed() -> None:
