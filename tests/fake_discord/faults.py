@@ -27,6 +27,11 @@ def json_response(data: Any, *, status: int = 200, headers: dict[str, str] | Non
     return web.Response(status=status, body=json.dumps(data).encode(), headers={**JSON_HEADERS, **(headers or {})})
 
 
+def no_content() -> web.Response:
+    """204 without Content-Type: discord.py would parse the empty body as JSON if it said application/json."""
+    return web.Response(status=204)
+
+
 class ApiError(Exception):
     """Raised by a REST handler to answer with Discord's error body `{code, message[, errors]}`."""
 

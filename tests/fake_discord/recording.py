@@ -81,9 +81,9 @@ class RecordingClient(RecordingMixin, discord.Client):
 
 
 class ShardRecordingClient(RecordingMixin, discord.AutoShardedClient):
-    """An AutoShardedClient running the given shards of `shard_count`, queueing what it receives."""
+    """An AutoShardedClient running the given shards of `shard_count` (all that Discord recommends if None)."""
 
-    def __init__(self, shard_ids: list[int], shard_count: int) -> None:
+    def __init__(self, shard_ids: list[int] | None = None, shard_count: int | None = None) -> None:
         super().__init__(
             intents=chat_intents(),
             guild_ready_timeout=GUILD_READY_SECONDS,

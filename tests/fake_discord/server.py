@@ -8,10 +8,10 @@ import socket
 
 from aiohttp import web
 
-from tests.fake_discord.faults import FaultPlan, Hold
+from tests.fake_discord.controls import Controls
+from tests.fake_discord.faults import FaultPlan
 from tests.fake_discord.gateway import Gateway
 from tests.fake_discord.journal import Journal
-from tests.fake_discord.ratelimit import ChannelMessageLimit
 from tests.fake_discord.rest import API_PREFIX, RestApi
 from tests.fake_discord.state import Payload, World
 from tests.fake_discord.threads import announce_thread, open_thread
@@ -23,7 +23,7 @@ SHUTDOWN_SECONDS = 2.0
 """How long stopping waits for requests still in flight before cancelling them."""
 
 
-class FakeDiscord:
+class FakeDiscord(Controls):
     """One bot account in one guild with one text channel; users talk, the bot answers through REST.
 
     Start it, point discord.py at `api_base` and `gateway_url`, log in with `token`. Users made with
@@ -106,9 +106,39 @@ class FakeDiscord:
         """A new member of the guild. Not announced over the gateway: clients learn users from messages."""
         return copy.deepcopy(self._world.add_user(name, bot=bot))
 
-    def add_text_channel(self, name: str) -> str:
-        """A second text channel, for tests that need more than one; add it before the client identifies."""
-        return str(self._world.add_text_channel(name)["id"])
+    def add_text_channel(self, name: str, guild_id: str | None = None) -> str:
+        """Another text channel (in the first guild by default); add it before the client identifies to know it."""
+        if guild_id is not None and guild_id not in self._world.guilds:
+            raise KeyError(f"unknown guild {guild_id}")
+        return str(self._world.add_text_channel(name, guild_id=guild_id)["id"])
+
+    def add_guild(self, name: str, *, shard: int | None = None, shard_count: int = 2) -> str:
+        """Another guild with the bot and every user in it, and a "general" channel; returns its id.
+
+        With `shard`, its id is picked so that Discord's formula puts it on that shard of `shard_count`. Add it
+        before the client identifies: sessions learn guilds from READY and GUILD_CREATE only.
+        """
+        ids = self._world.ids
+        guild_id = ids.next() if shard is None else ids.next_on_shard(shard, shard_count)
+        return str(self._world.add_guild(name, guild_id=guild_id)["id"])
+
+    def guild_channel(self, guild_id: str) -> str:
+        """The "general" text channel of a guild."""
+        return str(self._world.guilds[guild_id]["channel_id"])
+
+    @property
+    def guild_ids(self) -> list[str]:
+        """Every guild, the first one (`guild_id`) first."""
+        return list(self._world.guilds)
+
+    @property
+    def recommended_shards(self) -> int:
+        """The shard count GET /gateway/bot recommends (what AutoShardedClient uses without a shard_count)."""
+        return self._world.recommended_shards
+
+    @recommended_shards.setter
+    def recommended_shards(self, count: int) -> None:
+        self._world.recommended_shards = count
 
     async def send_message(
         self,
@@ -188,91 +218,3 @@ class FakeDiscord:
     def message_history(self, message_id: str) -> list[str]:
         """A message's content at creation, then after each edit (the bot's or a user's); kept once deleted."""
         return list(self._world.history[message_id])
-
-    def limit_channel_messages(self, count: int = 5, per_s: float = 5.0) -> None:
-        """Switches on Discord's per-channel limit: the bot's sends and edits in one channel share one bucket.
-
-        Answers advertise the bucket (X-RateLimit-Remaining/Reset-After), so discord.py paces itself; a
-        request over the limit gets a shared-scope 429 that discord.py retries. Off by default.
-        """
-        self._rest.channel_limit = ChannelMessageLimit(count, per_s)
-
-    def fail_next(
-        self,
-        method: str,
-        path_regex: str,
-        status: int,
-        *,
-        times: int = 1,
-        retry_after: float = 0.1,
-        global_: bool = False,
-        after_handling: bool = False,
-    ) -> None:
-        """The next `times` REST requests with `method` whose path fully matches `path_regex` get `status`.
-
-        The path is matched without the API prefix (r"/channels/\\d+/messages") or with it. 429 answers carry
-        `Via` and `{message, retry_after, global}` so discord.py retries them; 403 is code 50013; 404 is
-        10008 (message) or 10003 (channel); 5xx a plain JSON error. With `after_handling` the request is
-        carried out first (a message is created) and only its answer is the error, as when Discord fails after
-        acting: a client that retries without a nonce then posts twice.
-        """
-        self._faults.add(
-            method,
-            path_regex,
-            status,
-            times=times,
-            retry_after=retry_after,
-            global_=global_,
-            after_handling=after_handling,
-        )
-
-    def hold_next(self, method: str, path_regex: str, *, skip: int = 0) -> Hold:
-        """Carries out the next matching REST request (after letting `skip` others pass) but holds its answer.
-
-        `await hold.arrived.wait()` returns once the request was handled (e.g. the message exists); the client
-        still waits for the answer, so a test can kill or pause it in the window between "Discord acted" and
-        "the client knows". `hold.release()` lets the answer go; stopping the fake releases every hold.
-        """
-        return self._faults.holds.add(method, path_regex, skip=skip)
-
-    async def disconnect_gateway(self, code: int = 4000) -> None:
-        """Closes every gateway connection with `code`; sessions are kept, so discord.py RESUMEs them."""
-        await self._gateway.close_sockets(code)
-
-    async def wait_for_posts(
-        self,
-        count: int,
-        *,
-        timeout: float = 30.0,
-        channel_id: str | None = None,
-    ) -> list[Payload]:
-        """The bot's posts (in `channel_id` if given), once there are at least `count` of them."""
-
-        def matching() -> list[Payload]:
-            return [post for post in self.posted if channel_id is None or post["channel_id"] == channel_id]
-
-        def describe() -> str:
-            where = f" in channel {channel_id}" if channel_id else ""
-            contents = [post.get("content", "")[:80] for post in matching()]
-            recent = self._journal.recent_requests()
-            return f"wanted {count} posts{where}, have {len(contents)}: {contents}; recent requests: {recent}"
-
-        await self._journal.wait_until(lambda: len(matching()) >= count, timeout=timeout, describe=describe)
-        return matching()
-
-    async def wait_identified(self, timeout: float = 30.0, *, count: int = 1) -> None:
-        """Returns once `count` IDENTIFYs in all were answered with READY and GUILD_CREATE."""
-
-        def describe() -> str:
-            recent = self._journal.recent_requests()
-            return f"wanted {count} IDENTIFY, have {self.identify_count}; recent requests: {recent}"
-
-        await self._journal.wait_until(lambda: self.identify_count >= count, timeout=timeout, describe=describe)
-
-    async def wait_resumed(self, timeout: float = 30.0, *, count: int = 1) -> None:
-        """Returns once `count` RESUMEs in all were answered (missed events replayed, RESUMED sent)."""
-
-        def describe() -> str:
-            return f"wanted {count} RESUME, have {self.resume_count}"
-
-        await self._journal.wait_until(lambda: self.resume_count >= count, timeout=timeout, describe=describe)

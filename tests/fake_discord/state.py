@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from dataclasses import dataclass, field
 
 from tests.fake_discord.payloads import (
@@ -21,11 +20,9 @@ from tests.fake_discord.payloads import (
     thread_payload,
     user_payload,
 )
+from tests.fake_discord.snowflakes import Snowflakes
 
 __all__ = ["Payload", "Snowflakes", "World", "now_iso"]
-
-DISCORD_EPOCH_MS = 1_420_070_400_000
-"""Milliseconds since the Unix epoch at Discord's epoch (2015-01-01), the origin of snowflake timestamps."""
 
 DEFAULT_MESSAGE_TYPE = 0
 REPLY_MESSAGE_TYPE = 19
@@ -36,18 +33,6 @@ THREAD_MEMBER_COUNT_CAP = 50
 """Discord stops counting a thread's members at 50."""
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
-
-
-class Snowflakes:
-    """Hands out snowflake ids that encode the current time and strictly increase, as Discord's do."""
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def next(self) -> str:
-        from_clock = (int(time.time() * 1000) - DISCORD_EPOCH_MS) << 22
-        self._last = max(from_clock, self._last + 1)
-        return str(self._last)
 
 
 @dataclass
@@ -72,6 +57,8 @@ class World:
     nonces: dict[tuple[str, str, str], str] = field(default_factory=dict)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     """Uploaded attachments by attachment id: (content type, bytes)."""
+    recommended_shards: int = 1
+    """What GET /gateway/bot answers as `shards`."""
 
     def __post_init__(self) -> None:
         self.guild_id = self.ids.next()
