@@ -21,10 +21,10 @@ import torch  # noqa: E402
 
 from bench.throughput import NEW_TOKENS, bench_settings  # noqa: E402
 from bench.throughput import request as greedy_request  # noqa: E402
-from runner import sampling  # noqa: E402
-from runner.engine import GenerationRequest, generate_all  # noqa: E402
-from runner.engine_choice import load_engine  # noqa: E402
-from runner.transformers_engine import TransformersEngine  # noqa: E402
+from runner.engines.choice import load_engine  # noqa: E402
+from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
+from runner.engines.transformers import sampling  # noqa: E402
+from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 ROWS = 16

@@ -3,7 +3,7 @@
 Every request is one of the Discord questions in bench/questions.json and generates exactly NEW_TOKENS tokens
 (greedy, end-of-sequence ignored), so every way does the same work:
 (a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did, on the runner's
-    own model (same dtype; on a CPU its linear layers packed for oneDNN, runner/packed_weights.py); the seed's
+    own model (same dtype; on a CPU its linear layers packed for oneDNN, runner/weights/packing.py); the seed's
     exact configuration (float32, torch's own linear layers) is timed the same way as a second baseline;
 (b) pipeline: a real redis-server and one `python -m runner`; C users each send a question at the same moment,
     enqueued as the bot enqueues them, and the answers are read from the response list;
@@ -34,10 +34,10 @@ import torch  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel  # noqa: E402
 
-from runner.engine import GenerationRequest, generate_all  # noqa: E402
-from runner.engine_choice import load_engine  # noqa: E402
-from runner.model_source import resolve_model  # noqa: E402
-from runner.transformers_engine import TransformersEngine  # noqa: E402
+from runner.engines.choice import load_engine  # noqa: E402
+from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
+from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
+from runner.weights.source import resolve_model  # noqa: E402
 from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, Response, decode_response  # noqa: E402

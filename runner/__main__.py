@@ -10,11 +10,11 @@ import logging
 import sys
 import time
 
-from runner.builtin_model import prepare_builtin_model
 from runner.diagnostic import run_diagnostic
-from runner.engine import Engine
-from runner.engine_choice import load_engine
+from runner.engines.choice import load_engine
+from runner.engines.protocol import Engine
 from runner.errors import DiagnosticError, ModelLoadError
+from runner.weights.builtin import prepare_builtin_model
 from runner.worker import Runner
 from shared.errors import FatalStartupError, SettingsError
 from shared.heartbeat import new_worker_id

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 
-from runner.engine import Engine, GenerationRequest, GenerationResult
+from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 
 log = logging.getLogger(__name__)
 

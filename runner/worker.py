@@ -14,7 +14,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from runner.batched_completions import BatchedCompletions
-from runner.engine import Engine, GenerationRequest, GenerationResult
+from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 from runner.generation_thread import GenerationThread
 from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue, QueuePolicy

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from runner.echo_engine import EchoEngine
+from runner.engines.echo import EchoEngine
 from runner.worker import Runner
 from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys

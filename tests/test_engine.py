@@ -14,15 +14,15 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 
 from runner.diagnostic import DIAGNOSTIC_NEW_TOKENS, run_diagnostic
-from runner.echo_engine import EchoEngine
-from runner.engine import GenerationRequest, GenerationResult, generate_all
-from runner.engine_choice import load_engine
+from runner.engines.choice import load_engine
+from runner.engines.echo import EchoEngine
+from runner.engines.protocol import GenerationRequest, GenerationResult, generate_all
+from runner.engines.transformers.engine import TransformersEngine
+from runner.engines.transformers.rolling_batch import cache_states
+from runner.engines.transformers.shared_prefix import SharedPrefix
 from runner.errors import DiagnosticError, ModelLoadError
-from runner.model_loading import choose_dtype
-from runner.model_source import ModelFiles
-from runner.rolling_batch import cache_states
-from runner.shared_prefix import SharedPrefix
-from runner.transformers_engine import TransformersEngine
+from runner.weights.loading import choose_dtype
+from runner.weights.source import ModelFiles
 from shared.schemas import Turn
 from shared.settings import Settings
 

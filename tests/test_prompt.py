@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from runner.engines.transformers.prompt import build_prompt_ids
 from runner.errors import PromptTooLongError
-from runner.prompt import build_prompt_ids
 from shared.schemas import Turn
 
 SYSTEM = "You are a test bot."

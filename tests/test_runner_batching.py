@@ -15,10 +15,10 @@ import torch
 from redis.asyncio import Redis
 from transformers import DynamicCache
 
-from runner.echo_engine import EchoEngine
-from runner.engine import GenerationRequest, generate_all
-from runner.model_source import ModelFiles
-from runner.transformers_engine import TransformersEngine
+from runner.engines.echo import EchoEngine
+from runner.engines.protocol import GenerationRequest, generate_all
+from runner.engines.transformers.engine import TransformersEngine
+from runner.weights.source import ModelFiles
 from runner.worker import EMPTY_ANSWER_TEXT, Runner
 from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys

@@ -14,9 +14,9 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from runner import sampling
-from runner.engine import GenerationRequest
-from runner.sampling import RowSampler, choose_tokens, processed_scores
+from runner.engines.protocol import GenerationRequest
+from runner.engines.transformers import sampling
+from runner.engines.transformers.sampling import RowSampler, choose_tokens, processed_scores
 
 VOCAB = 50
 EOS = [7, 9]

@@ -1,8 +1,7 @@
 """The start every prompt shares (the system prompt in the chat template), read by the model once.
 
-A joining job's prompt is then read from where it stops being the same as everyone's: with the default system
-prompt, ~30 of the ~50 tokens of a short Discord question are shared. Reading 16 such prompts took 0.63-0.75 s
-instead of 1.25-1.49 s with the built-in model here (`python /tmp/cbx/prefix_ab.py`, a scratch script).
+A joining job's prompt is then read from where it differs: with the default system prompt, ~30 of the ~50 tokens
+of a short Discord question are shared (measurements: README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import DynamicCache
 
-from runner.prompt import build_prompt_ids
-from runner.rolling_batch import cache_states
+from runner.engines.transformers.prompt import build_prompt_ids
+from runner.engines.transformers.rolling_batch import cache_states
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -1,14 +1,7 @@
 """Each job's own next-token choice in a shared batch: its penalty, temperature, top-p and stop condition.
 
-Every row keeps its own settings, but a step's choices are made for the whole batch at once, with the same
-arithmetic as transformers' RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper and TopPLogitsWarper (in
-the order `model.generate` applies them), so that a job's answer is the one `generate` gives with the same
-settings. Row by row, greedy choices cost ~0.35 ms a row per step here (16 rows: ~5% of a decoding step of
-the built-in model); on a GPU each row would also wait for its own kernels. Sampling (the default settings,
-temperature 0.7 and top-p 0.9) was dearer: with top-p sorting every row of the vocabulary, choosing 16 tokens
-from the built-in model's real logits took 42-44 ms a step, against 12-13 ms when the nucleus is looked for
-among the best NUCLEUS_CANDIDATES tokens first (and drawn among them, not over all 49152); 16 sampled answers
-of 64 tokens: 105-118 against 142-150 tok/s (two runs of `python bench/sampling.py`).
+Chosen for the whole batch at once, with the arithmetic (and order) of transformers' processors, so that a job's
+answer is the one `generate` gives alone; row by row cost ~5% of a step (measurements: README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -18,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from runner.engine import GenerationRequest
+from runner.engines.protocol import GenerationRequest
 
 NUCLEUS_CANDIDATES = 1024
 """Tokens a sampled row's top-p is first looked for among; a wider nucleus falls back to sorting its row."""

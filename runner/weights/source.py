@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.builtin_model import BUILTIN_DESCRIPTION, prepare_builtin_model
 from runner.errors import ModelLoadError
+from runner.weights.builtin import BUILTIN_DESCRIPTION, prepare_builtin_model
 from shared.settings import BUILTIN_MODEL, ECHO_MODEL, Settings
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from runner.engine import GenerationRequest
-from runner.sampling import RowSampler
+from runner.engines.protocol import GenerationRequest
+from runner.engines.transformers.sampling import RowSampler
 
 
 @dataclass(eq=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from runner.engine import GenerationRequest, GenerationResult
+from runner.engines.protocol import GenerationRequest, GenerationResult
 
 ECHO_STEPS = 20
 """Steps a delayed answer takes: requests added meanwhile share the following steps, as rows of a model's batch."""

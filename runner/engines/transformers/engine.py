@@ -1,30 +1,7 @@
 """Continuous batching with a transformers causal LM: jobs join a running batch and leave it as each one finishes.
 
-Chosen by measuring, tokens/s: built-in model, float32, sdpa, 2 threads, greedy, repetition penalty 1.1, 64 new
-tokens with end-of-sequence ignored, prompts from bench/questions.json, this project's 2-core EPYC with nothing
-else running. Scratch scripts (not kept) timed the three ways alternately in one process: this engine through
-`generate_all`, `model.generate` with `min_new_tokens`, the manager through `add_request(eos_token_id=-1)`:
-
-                                              1 prompt   16 prompts   32 prompts   16, 16-128 new   16 arriving
-    this engine                               17.3       119-125      160          80               65-77
-    model.generate, static left-padded batch  17.4       121-123      154-160      60               50-54
-    transformers' ContinuousBatchingManager   -          41-50        64           41               -
-
-("16 arriving": one job every 0.4 s, a static batch taking whatever waits each time it starts.) transformers'
-own continuous batching (5.23, `init_continuous_batching`) is built for GPUs: on a CPU its flattened, paged
-steps cost twice what they save. A static batch is as fast when every answer has the same length and every job
-is there at the start, but wastes the steps of rows that finished early and cannot take a job that arrives while
-it runs: such a job waits for the whole batch, so a runner fed by Redis one job at a time generates in small
-batches. Here each step is one plain forward over a left-padded cache (runner/rolling_batch.py, which also saves
-transformers' per-step copy of the whole cache: -7% per step); jobs that arrive join between two steps, their
-prompts read together in one forward from where they stop sharing the system prompt (runner/shared_prefix.py),
-and each leaves as soon as it stops, so the batch stays as full as the queue allows; every job keeps its own
-sampling settings, and a step's tokens are chosen for all rows at once (runner/sampling.py). The table above
-predates packing the CPU's linear layers for oneDNN (runner/packed_weights.py), which made this engine 1.4-1.6x
-faster. Tried and left out: a static cache with torch.compile (no faster here after ~60 s of compiling);
-torch.compile of the model with inductor's weight freezing (8 minutes of compiling on 2 cores, then a
-compiler error on the rolling cache's shapes); one thread instead of one per core (-35%); bfloat16 (see
-CPU_DTYPE in runner/model_loading.py).
+A static batch wastes the steps of rows that finished early and holds back jobs that arrive while it runs, and
+transformers' own continuous batching costs a CPU more than it saves (measurements: README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -38,21 +15,21 @@ import torch
 from jinja2 import TemplateError
 from transformers import DynamicCache
 
-from runner.admission import Row, admit
-from runner.engine import GENERATION_ERRORS, GenerationRequest, GenerationResult
+from runner.engines.protocol import GENERATION_ERRORS, GenerationRequest, GenerationResult
+from runner.engines.transformers.admission import Row, admit
+from runner.engines.transformers.prompt import build_prompt_ids
+from runner.engines.transformers.rolling_batch import RollingBatch
+from runner.engines.transformers.sampling import RowSampler, choose_tokens
+from runner.engines.transformers.shared_prefix import SharedPrefix, read_shared_prefix
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
-from runner.model_loading import context_tokens, eos_token_ids, load_model
-from runner.packed_weights import PackedLinear
-from runner.prompt import build_prompt_ids
-from runner.rolling_batch import RollingBatch
-from runner.sampling import RowSampler, choose_tokens
-from runner.shared_prefix import SharedPrefix, read_shared_prefix
+from runner.weights.loading import context_tokens, eos_token_ids, load_model
+from runner.weights.packing import PackedLinear
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from runner.model_source import ModelFiles
+    from runner.weights.source import ModelFiles
 
 log = logging.getLogger(__name__)
 

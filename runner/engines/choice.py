@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runner.echo_engine import EchoEngine
-from runner.engine import Engine
-from runner.model_source import parse_echo_model, resolve_model
+from runner.engines.echo import EchoEngine
+from runner.engines.protocol import Engine
+from runner.weights.source import parse_echo_model, resolve_model
 from shared.settings import Settings
 
 
@@ -14,6 +14,6 @@ def load_engine(settings: Settings) -> Engine:
     if echo_delay_s is not None:
         return EchoEngine(delay_s=echo_delay_s)
     # Imported here so that MODEL=echo (deployment tests, the queue benchmark) never loads torch.
-    from runner.transformers_engine import TransformersEngine
+    from runner.engines.transformers.engine import TransformersEngine
 
     return TransformersEngine.load(resolve_model(settings), settings)

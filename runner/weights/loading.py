@@ -9,13 +9,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from runner.errors import ModelLoadError, one_line
-from runner.packed_weights import pack_linear_layers
+from runner.weights.packing import pack_linear_layers
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from runner.model_source import ModelFiles
+    from runner.weights.source import ModelFiles
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,8 @@ FALLBACK_CONTEXT_TOKENS = 2048
 """Context window of a model whose config does not state one."""
 
 CPU_DTYPE = torch.float32
-"""What DTYPE=auto picks on a CPU; bfloat16 only wins at decoding one sequence, and loses at everything else.
-
-Measured with the built-in model (SmolLM2-135M, sdpa, greedy, 2 threads) on this project's 2-core AMD EPYC
-(Zen 3, AVX2: no native bf16, so every bf16 matmul converts to float32 and back), while other work shared the
-machine, with `MODEL=builtin DEVICE=cpu python -m runner.diagnostic --batch 1 4 16 --new-tokens 64`:
-
-                                        float32          bfloat16
-    read a 588-token prompt (+1 token)  1.05-1.28 s      6.75-7.59 s
-    1 sequence x 64 new tokens          10.6-14.3 tok/s  13.9-14.2 tok/s
-    4 sequences x 64 new tokens         28.5 tok/s       20.1 tok/s
-    16 sequences x 64 new tokens        94.7-111 tok/s   13.0-20.2 tok/s
-
-Timing model.generate directly, decoding alone (prompt excluded) runs one sequence at ~16 tok/s in float32 and
-~32 tok/s in bfloat16 (half the bytes to read per token), but 16 sequences at ~130 vs ~62 tok/s, and prompts are
-read at ~250-460 vs ~45-70 tok/s: with a user's history in the prompt, float32 answers sooner even alone.
+"""What DTYPE=auto picks on a CPU: without native bfloat16 (as on this project's AVX2 EPYC) every bfloat16 matmul
+converts to float32 and back, so bfloat16 wins only at decoding one sequence (README, Benchmarks).
 """
 
 

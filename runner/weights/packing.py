@@ -1,20 +1,7 @@
-"""On a CPU, every linear layer's weight reordered once into oneDNN's blocked layout, and multiplied by oneDNN.
+"""On a CPU, every float32 linear layer's weight reordered once into oneDNN's blocked layout, and multiplied by oneDNN.
 
-torch's plain `F.linear` calls MKL's sgemm, which re-reads the weight in its row-major layout at every call;
-oneDNN's kernels read a layout blocked for the CPU's vector registers, packed once at load (the same
-`mkldnn::_reorder_linear_weight` / `_linear_pointwise` pair that torch.compile's CPU backend uses for frozen
-weights). Measured on this project's 2-core AMD EPYC (AVX2), float32, one matmul of M rows:
-
-                                 F.linear    packed
-    576 -> 1536, M=16            328 us      227 us
-    576 -> 49152 (LM head), 16   32.9 ms     14.7 ms
-    576 -> 49152 (LM head), 1    11.3 ms     7.8 ms
-
-and with the built-in model through the runner's engine (64 new tokens, greedy), 1 / 16 / 32 sequences at once:
-11.3 / 82.1 / 105.0 tok/s plain, 18.3 / 126.2 / 151.2 tok/s packed. Each row's result also stops depending on
-how many rows share the matmul (it does with MKL), so a job's answer is the same in any batch.
-
-Only float32: oneDNN's bfloat16 path needs AVX512 or AVX-NE-CONVERT. GPUs and other dtypes keep torch's own.
+torch's `F.linear` (MKL) re-reads the row-major weight at every call, and a row's result depends on its batch
+neighbours; packed, neither (README, Benchmarks). Only float32: oneDNN's bfloat16 needs AVX512 or AVX-NE-CONVERT.
 """
 
 from __future__ import annotations
@@ -31,7 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class PackedLinear(nn.Module):
-    """A bias-optional linear layer whose weight lives only in oneDNN's packed layout."""
+    """A bias-optional linear layer whose weight lives only in oneDNN's packed layout.
+
+    The `_reorder_linear_weight` / `_linear_pointwise` pair is what torch.compile's CPU backend uses for frozen weights.
+    """
 
     def __init__(self, linear: nn.Linear, rows_hint: int) -> None:
         super().__init__()
