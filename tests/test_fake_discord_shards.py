@@ -67,6 +67,24 @@ async def test_a_plain_client_sees_every_guild_and_channel(fake: FakeDiscord) ->
     assert isinstance(message.author, discord.Member)
 
 
+async def test_interactions_go_to_the_shard_of_their_guild(fake: FakeDiscord) -> None:
+    on_1 = fake.add_guild("one", shard=1)
+    alice = fake.add_user("alice")
+    shard_0, shard_1 = ShardRecordingClient([0], 2), ShardRecordingClient([1], 2)
+
+    async with running(fake, shard_0), running(fake, shard_1):
+        ping = {"name": "ping", "description": "Are you there?", "type": 1}
+        await shard_0.http.bulk_upsert_global_commands(fake.bot_user["id"], [ping])
+        await fake.invoke_command(alice, "ping", channel_id=fake.guild_channel(on_1))
+        await fake.invoke_command(alice, "ping", dm=True)
+        in_guild, in_dm = await shard_1.next_interaction(), await shard_0.next_interaction()
+        await asyncio.sleep(0.1)  # anything misrouted would have arrived by now
+        assert shard_0.interactions.empty() and shard_1.interactions.empty()
+
+    assert in_guild.guild_id == int(on_1) and in_guild.command is None  # no CommandTree: on_interaction only
+    assert in_dm.guild_id is None and in_dm.user.id == int(alice["id"])
+
+
 class NoPauseShardedClient(ShardRecordingClient):
     """Identifies every shard at once: discord.py otherwise waits 5 s before each IDENTIFY but the first."""
 

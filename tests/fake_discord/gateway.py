@@ -201,10 +201,13 @@ class Gateway:
         }
         await session.dispatch("GUILD_MEMBERS_CHUNK", chunk)
 
-    async def dispatch(self, event: str, data: Payload, *, guild_id: str | None, intent: int) -> None:
-        """Sends the event to every session whose shard carries the guild (or DMs) and that asked for `intent`."""
+    async def dispatch(self, event: str, data: Payload, *, guild_id: str | None, intent: int | None) -> None:
+        """Sends the event to every session whose shard carries the guild (or DMs) and that asked for `intent`.
+
+        Events without an intent (None), such as INTERACTION_CREATE, go to every such session.
+        """
         for session in list(self.sessions.values()):
-            if session.sees_guild(guild_id) and session.intents & intent:
+            if session.sees_guild(guild_id) and (intent is None or session.intents & intent):
                 await session.dispatch(event, data)
 
     async def dispatch_message(self, event: str, message: Payload) -> None:

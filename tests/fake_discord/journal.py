@@ -20,6 +20,8 @@ class Journal:
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     """time.monotonic() at which each entry of `requests` was answered, for request-rate checks."""
+    command_syncs: list[tuple[str, list[str]]] = field(default_factory=list)
+    """Each bulk overwrite of application commands: ("global" or the guild id, the command names)."""
     identify_count: int = 0
     resume_count: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)

@@ -31,8 +31,6 @@ EVERYONE_PERMISSIONS = sum(
 )
 """What @everyone may do in a fake guild: enough for a chat bot, nothing administrative."""
 
-ADMINISTRATOR_PERMISSION = 1 << 3
-
 
 def now_iso() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat()

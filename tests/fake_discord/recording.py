@@ -38,6 +38,7 @@ class RecordingMixin:
         self.raw_edits: asyncio.Queue[discord.RawMessageUpdateEvent] = asyncio.Queue()
         self.raw_deletes: asyncio.Queue[discord.RawMessageDeleteEvent] = asyncio.Queue()
         self.new_threads: asyncio.Queue[discord.Thread] = asyncio.Queue()
+        self.interactions: asyncio.Queue[discord.Interaction] = asyncio.Queue()
 
     async def on_ready(self) -> None:
         self.ready.set()
@@ -58,11 +59,17 @@ class RecordingMixin:
     async def on_thread_create(self, thread: discord.Thread) -> None:
         await self.new_threads.put(thread)
 
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        await self.interactions.put(interaction)
+
     async def next_message(self) -> discord.Message:
         return await asyncio.wait_for(self.inbox.get(), EVENT_TIMEOUT_SECONDS)
 
     async def next_thread(self) -> discord.Thread:
         return await asyncio.wait_for(self.new_threads.get(), EVENT_TIMEOUT_SECONDS)
+
+    async def next_interaction(self) -> discord.Interaction:
+        return await asyncio.wait_for(self.interactions.get(), EVENT_TIMEOUT_SECONDS)
 
 
 class RecordingClient(RecordingMixin, discord.Client):

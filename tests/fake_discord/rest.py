@@ -8,17 +8,22 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 
+from tests.fake_discord.commands import CommandRoutes, CommandStore
 from tests.fake_discord.faults import ApiError, FaultPlan, json_response
 from tests.fake_discord.gateway import Gateway
+from tests.fake_discord.interactions import CallbackRoute, InteractionStore
 from tests.fake_discord.journal import Journal
 from tests.fake_discord.messages import MessageRoutes, channel_of
 from tests.fake_discord.ratelimit import ChannelMessageLimit
 from tests.fake_discord.state import World
 from tests.fake_discord.threads import ThreadRoutes
+from tests.fake_discord.webhooks import WebhookRoutes
 
 API_PREFIX = "/api/v10"
 RATE_LIMIT = 50
 """Requests per bucket the fake advertises; it never runs out, so clients never wait ahead of time."""
+
+TOKEN_AUTHENTICATED = ("/interactions/", "/webhooks/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -38,8 +43,20 @@ def _rate_limit_headers(method: str, path: str) -> dict[str, str]:
 class RestApi:
     """The REST application: every route group over the shared world, behind one middleware for auth and faults."""
 
-    def __init__(self, world: World, journal: Journal, gateway: Gateway, token: str, faults: FaultPlan) -> None:
+    def __init__(
+        self,
+        world: World,
+        journal: Journal,
+        gateway: Gateway,
+        token: str,
+        faults: FaultPlan,
+        *,
+        commands: CommandStore,
+        interactions: InteractionStore,
+    ) -> None:
         self._world = world
+        self._commands = commands
+        self._interactions = interactions
         self._journal = journal
         self._gateway = gateway
         self._token = token
@@ -59,10 +76,9 @@ class RestApi:
         app.router.add_get("/guilds/{guild_id}/members/{user_id}", self._get_member)
         MessageRoutes(self._world, self._journal, self._gateway).add_routes(app.router)
         ThreadRoutes(self._world, self._gateway).add_routes(app.router)
-        for commands in ("/applications/{app_id}/commands", "/applications/{app_id}/guilds/{guild_id}/commands"):
-            # Registered commands are not modelled: syncing succeeds and registers nothing.
-            app.router.add_get(commands, self._no_commands)
-            app.router.add_put(commands, self._no_commands)
+        CommandRoutes(self._world, self._journal, self._commands).add_routes(app.router)
+        CallbackRoute(self._world, self._journal, self._gateway, self._interactions).add_routes(app.router)
+        WebhookRoutes(self._world, self._journal, self._gateway, self._interactions).add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -79,7 +95,9 @@ class RestApi:
         method, full_path = request.method, request.path
         path = full_path.removeprefix(API_PREFIX)
         response: web.StreamResponse
-        if request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self._token}":
+        # Interaction callbacks and webhooks authenticate by the token in their path, not the bot's.
+        token_in_path = path.startswith(TOKEN_AUTHENTICATED)
+        if not token_in_path and request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self._token}":
             response = ApiError(401, 0, "401: Unauthorized").response()
         elif (fault := self._faults.take(method, path, full_path)) is not None and not fault.after_handling:
             response = fault.response(path)
@@ -117,10 +135,6 @@ class RestApi:
 
     async def _get_me(self, _: web.Request) -> web.Response:
         return json_response(self._world.bot_user)
-
-    @staticmethod
-    async def _no_commands(_: web.Request) -> web.Response:
-        return json_response([])
 
     async def _application_info(self, _: web.Request) -> web.Response:
         world = self._world

@@ -8,9 +8,12 @@ import socket
 
 from aiohttp import web
 
+from tests.fake_discord.commands import CommandStore
 from tests.fake_discord.controls import Controls
 from tests.fake_discord.faults import FaultPlan
 from tests.fake_discord.gateway import Gateway
+from tests.fake_discord.interaction_api import InteractionApi
+from tests.fake_discord.interactions import InteractionStore
 from tests.fake_discord.journal import Journal
 from tests.fake_discord.rest import API_PREFIX, RestApi
 from tests.fake_discord.state import Payload, World
@@ -23,13 +26,14 @@ SHUTDOWN_SECONDS = 2.0
 """How long stopping waits for requests still in flight before cancelling them."""
 
 
-class FakeDiscord(Controls):
+class FakeDiscord(Controls, InteractionApi):
     """One bot account in one guild with one text channel; users talk, the bot answers through REST.
 
     Start it, point discord.py at `api_base` and `gateway_url`, log in with `token`. Users made with
     `add_user` send messages with `send_message`; what the bot does lands in `posted`, `edits`, `deleted`,
     `typing`, `reactions` and `requests` (`message_history` has every version of a message). `fail_next` injects
     REST errors, `limit_channel_messages` Discord's per-channel limit; `disconnect_gateway` forces a RESUME.
+    Guilds (`add_guild`), threads (`create_thread`) and slash commands (`invoke_command`) are modelled too.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -39,7 +43,17 @@ class FakeDiscord(Controls):
         self._journal = Journal()
         self._faults = FaultPlan()
         self._gateway = Gateway(self._world, self._journal, self.token)
-        self._rest = RestApi(self._world, self._journal, self._gateway, self.token, self._faults)
+        self._commands = CommandStore(self._world.bot_id, self._world.ids)
+        self._interactions = InteractionStore()
+        self._rest = RestApi(
+            self._world,
+            self._journal,
+            self._gateway,
+            self.token,
+            self._faults,
+            commands=self._commands,
+            interactions=self._interactions,
+        )
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
         self.bot_user: Payload = copy.deepcopy(self._world.bot_user)

@@ -51,6 +51,8 @@ class World:
     """Every channel and thread, in creation order, by id."""
     dm_channel_by_user: dict[str, str] = field(default_factory=dict)
     messages: dict[str, Payload] = field(default_factory=dict)
+    ephemeral_messages: dict[str, Payload] = field(default_factory=dict)
+    """Interaction answers only their invoker sees: outside every channel, reachable only through the webhook."""
     history: dict[str, list[str]] = field(default_factory=dict)
     """Each message's content at creation, then after each edit; kept after the message is deleted."""
     thread_members: dict[str, list[str]] = field(default_factory=dict)
@@ -190,10 +192,12 @@ class World:
         attachments: list[Payload] | None = None,
         flags: int = 0,
         overrides: Payload | None = None,
+        ephemeral: bool = False,
     ) -> Payload:
         """Builds a full message as MESSAGE_CREATE carries it, stores it and returns it.
 
-        `overrides` replaces fields last (an interaction response's type and interaction_metadata).
+        `overrides` replaces fields last (an interaction response's type and interaction_metadata). An
+        `ephemeral` message is kept apart from the channel's messages.
         """
         channel = self.channels[channel_id]
         guild_id = channel.get("guild_id")
@@ -235,8 +239,11 @@ class World:
             # Discord nests one level only: the referenced message comes without its own referenced message.
             message["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
         message.update(overrides or {})
-        self.messages[message["id"]] = message
         self.history[message["id"]] = [content]
+        if ephemeral:
+            self.ephemeral_messages[message["id"]] = message
+            return copy.deepcopy(message)
+        self.messages[message["id"]] = message
         channel["last_message_id"] = message["id"]
         if channel["type"] in THREAD_TYPES:
             self._count_thread_message(channel, str(author["id"]))
@@ -244,7 +251,7 @@ class World:
 
     def edit_message(self, message_id: str, changes: Payload) -> Payload:
         """Applies an edit (content, embeds, ...), stamps it and records the content it leaves."""
-        message = self.messages[message_id]
+        message = self.messages.get(message_id) or self.ephemeral_messages[message_id]
         message.update(changes, edited_timestamp=now_iso())
         self.history[message_id].append(message.get("content") or "")
         return copy.deepcopy(message)
