@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
+from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -111,7 +111,7 @@ class Bench:
         return time.monotonic()
 
     async def enqueue_all(self, jobs: list[Job]) -> None:
-        queue = JobQueue(self.redis, KEYS, QueuePolicy(rate_limit_per_minute=10_000))
+        queue = JobQueue(self.redis, KEYS, Settings(rate_limit_per_minute=10_000))
         users = sorted({job["user_id"] for job in jobs})
         await self.redis.sadd(KEYS.optin, *users)
         pending = iter(jobs)

@@ -38,7 +38,7 @@ from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.source import resolve_model  # noqa: E402
-from shared.job_queue import JobQueue, QueuePolicy  # noqa: E402
+from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, Response, decode_response  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -142,7 +142,7 @@ class Pipeline:
         self.server = RedisServer(work_dir)
         self.server.start()
         self.redis = Redis.from_url(self.server.url, decode_responses=True)
-        self.queue = JobQueue(self.redis, KEYS, QueuePolicy(rate_limit_per_minute=10_000))
+        self.queue = JobQueue(self.redis, KEYS, Settings(rate_limit_per_minute=10_000))
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/tmp"),

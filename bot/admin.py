@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot import texts
 from bot.commands import Command
 from shared.queue_inspection import QueueInspection
 
@@ -23,7 +24,7 @@ async def run_admin_command(
 ) -> str:
     allowed, guild_id = operator_scope(message, admin_user_ids)
     if not allowed:
-        return "Only server administrators can use that command."
+        return texts.ADMINS_ONLY
     if command is Command.STATS:
         s = await inspection.stats()
         return (

@@ -1,8 +1,7 @@
-"""The commands users type (`!optin`, `!optout`, `!forget`, `!help`) and the bot's texts for them."""
+"""The commands people type (`!optin`, `!chat topic`, ...): recognising them in a message."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import Enum
 
 
@@ -11,6 +10,7 @@ class Command(Enum):
     OPTOUT = "optout"
     FORGET = "forget"
     HELP = "help"
+    CHAT = "chat"
     # Operator commands: server administrators and ADMIN_USER_IDS only.
     STATS = "stats"
     DEAD = "dead"
@@ -34,37 +34,7 @@ def parse_command(content: str, prefix: str) -> Command | None:
         return None
 
 
-def help_text(prefix: str, wake_words: Sequence[str]) -> str:
-    wake = wake_words[0].capitalize()
-    return (
-        "**Hi! I'm a chat bot running a Llama-family model on this server's own hardware.**\n"
-        f"I ignore everyone until they opt in. `{prefix}optin` — let me answer you "
-        "(your messages to me and my answers are stored as your conversation history).\n"
-        f'Then talk to me by starting a message with "Hey {wake}, …", by @mentioning me, '
-        "by replying to one of my messages, or in a DM.\n"
-        f"`{prefix}forget` — erase our conversation history (you stay opted in).\n"
-        f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
-        f"`{prefix}help` — this message.\n"
-        f"Administrators: `{prefix}stats` (queue figures), `{prefix}dead` (failed messages), "
-        f"`{prefix}replay <id>` (retry a failed message)."
-    )
-
-
-def optin_text(prefix: str, wake_words: Sequence[str], newly: bool) -> str:
-    start = "You're opted in." if newly else "You were already opted in."
-    return (
-        f'{start} Say "Hey {wake_words[0].capitalize()}, …", mention me, reply to me or DM me. '
-        f"`{prefix}forget` clears our history; `{prefix}optout` stops me and erases your data."
-    )
-
-
-def optout_text(was_in: bool) -> str:
-    if was_in:
-        return "You're opted out, and everything I stored about you has been erased."
-    return "You weren't opted in, so nothing is stored about you."
-
-
-def forget_text(opted_in: bool, had_history: bool) -> str:
-    if not opted_in:
-        return "You aren't opted in, so I store nothing about you."
-    return "Done: I've forgotten our conversation." if had_history else "There was no conversation to forget."
+def command_argument(content: str) -> str:
+    """What follows the command word ("!chat trip to Peru" -> "trip to Peru")."""
+    parts = content.strip().split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else ""

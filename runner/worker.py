@@ -14,10 +14,11 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from runner.batched_completions import BatchedCompletions
+from runner.conversation import model_view
 from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 from runner.generation_thread import GenerationThread
 from shared.heartbeat import Heartbeat
-from shared.job_queue import ClaimedJob, Completion, JobQueue, QueuePolicy
+from shared.job_queue import ClaimedJob, Completion, JobQueue
 from shared.keys import Keys
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.schemas import Turn, decode_job
@@ -44,7 +45,7 @@ class Runner:
         self.engine = engine
         self.worker_id = worker_id
         keys = Keys()
-        self.queue = JobQueue(redis, keys, QueuePolicy.from_settings(settings))
+        self.queue = JobQueue(redis, keys, settings)
         self.heartbeat = Heartbeat(redis, keys, "runner", worker_id, settings.heartbeat_ttl_s)
         self.stats = RunnerStats()
         self.generation = GenerationThread(engine)
@@ -109,7 +110,7 @@ class Runner:
 
     async def claim_batch(self, limit: int | None = None) -> list[tuple[ClaimedJob, list[Turn]]]:
         """The oldest job (waiting up to ~2 s for one) and every other one waiting, up to `limit` (the free
-        places in the batch), each with its user's history.
+        places in the batch), each with its conversation's history.
 
         A job that finds the runner idle starts at once, with whatever arrived alongside it, rather than wait
         for company: those arriving while it generates join it between two decoding steps. The queue holds one
@@ -154,10 +155,12 @@ class Runner:
 
     def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
         job = claimed.job
+        system_prompt, turns, message = model_view(job, history, self.settings.system_prompt)
         return GenerationRequest(
             job_id=job["id"],
-            history=history,
-            message=job["content"],
+            history=turns,
+            message=message,
+            system_prompt=None if system_prompt == self.settings.system_prompt else system_prompt,
             max_new_tokens=job.get("max_new_tokens", self.settings.max_new_tokens),
             temperature=job.get("temperature", self.settings.temperature),
             top_p=self.settings.top_p,
@@ -213,11 +216,9 @@ class Runner:
             self.worker_id,
             len(strays),
         )
-        batch = []
-        for raw in strays:
-            claimed = ClaimedJob(raw=raw, job=decode_job(raw))
-            batch.append((claimed, await self.queue.history(claimed.job["user_id"])))
-        self.start_jobs(batch)
+        claimed = [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in strays]
+        histories = await self.queue.histories([c.job for c in claimed])
+        self.start_jobs(list(zip(claimed, histories, strict=True)))
 
     async def _reap(self, peer: str) -> None:
         reaped = await self.queue.reap(peer)

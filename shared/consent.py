@@ -1,9 +1,12 @@
-"""Who has opted in, and erasing what is stored about a user."""
+"""Who has opted in, and erasing what is stored about a user: their conversations, or everything."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
+from shared.conversation_ids import SHARED_PREFIX, is_shared, lane_of, thread_of
+from shared.job_queue import STALE_RETRIES, StaleReadError
 from shared.keys import Keys
 from shared.scripts import Scripts
 
@@ -22,14 +25,29 @@ class ConsentRegistry:
         return bool(await self._redis.sismember(self._keys.optin, user_id))
 
     async def opt_out(self, user_id: str) -> bool:
-        """Erases every key and list entry about the user; True if they had opted in."""
+        """Erases every key and list entry about the user, their turns in shared threads included; True if they
+        had opted in."""
         k = self._keys
-        was_in = await self._scripts.optout(
-            keys=[k.optin, *k.user_keys(user_id), k.query, k.response, k.dead],
-            args=[user_id],
-        )
-        return bool(was_in)
+        own = [k.optin, *k.user_keys(user_id), k.query, k.response, k.dead]
+        return bool(await self._erase(self._scripts.optout, user_id, own))
 
     async def forget(self, user_id: str) -> bool:
-        """Erases the user's conversation history; True if there was any."""
-        return bool(await self._redis.delete(self._keys.history(user_id)))
+        """Erases the user's conversations (their turns in shared ones); True if there were any turns of theirs."""
+        return bool(await self._erase(self._scripts.forget, user_id, [self._keys.conversations(user_id)]))
+
+    async def _erase(self, script: AsyncScript, user_id: str, own_keys: list[str]) -> int:
+        """Runs an erasing script with the keys of the conversations the user's index names, read just before;
+        the script refuses (-1) if the index gained a conversation meanwhile, and then it is read again."""
+        k = self._keys
+        for _ in range(STALE_RETRIES):
+            conversations = sorted(await self._redis.smembers(k.conversations(user_id)))
+            keys = list(own_keys)
+            for conversation in conversations:
+                keys.append(k.history(conversation))
+                if is_shared(conversation):
+                    lane = lane_of(conversation, user_id)
+                    keys += [k.inflight(lane), k.pending(lane), k.thread(thread_of(conversation))]
+            result = int(await script(keys=keys, args=[user_id, SHARED_PREFIX, *conversations]))
+            if result != -1:
+                return result
+        raise StaleReadError(f"the conversations of user {user_id} kept changing while they were erased")

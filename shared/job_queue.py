@@ -1,4 +1,4 @@
-"""The reliable job queue: enqueue with per-user order, claim by atomic move, complete, fail, reap."""
+"""The reliable job queue: enqueue in lanes, claim by atomic move, complete, fail, reap."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from typing import Literal, NamedTuple
 from redis.asyncio import Redis
 
 from shared import defaults
+from shared.conversation_ids import is_shared, job_conversation, job_lane, thread_of
 from shared.keys import Keys
 from shared.schemas import Job, Response, Turn, decode_job, encode
 from shared.scripts import ScriptCall, Scripts, command_then_script, run_pipelined
 from shared.settings import Settings
 
-EnqueueStatus = Literal["queued", "pending", "full", "rate_limited", "duplicate", "not_opted_in"]
+EnqueueStatus = Literal[
+    "queued", "pending", "full", "lane_full", "rate_limited", "duplicate", "not_opted_in", "not_shared"
+]
 ReviseOutcome = Literal["revised", "withdrawn", "started"]
 FailOutcome = Literal["retry", "dead", "gone"]
 
@@ -26,12 +29,19 @@ APOLOGY_TEXT = "Sorry, I couldn't answer that message: something went wrong on m
 MAX_DEAD_ENTRIES = 1000
 """Dead letters kept for inspection; older ones are dropped so Redis memory stays bounded."""
 
+STALE_RETRIES = 5
+"""Tries of a script whose keys the caller read just before, when what it read changed meanwhile."""
+
+
+class StaleReadError(RuntimeError):
+    """A script's keys, read just before it ran, kept changing under it."""
+
 
 @dataclass(frozen=True)
 class EnqueueResult:
     status: EnqueueStatus
     waiting: int
-    """How many of the user's earlier messages are ahead of this one."""
+    """How many messages of the lane are ahead of this one (see enqueue.lua for full and lane_full)."""
 
 
 @dataclass(frozen=True)
@@ -43,63 +53,58 @@ class ClaimedJob:
 
 
 class Completion(NamedTuple):
-    """A claimed job's answer, and the user's turn to store with it in their history."""
+    """A claimed job's answer, and the text of the user's turn to store with it in the conversation."""
 
     claimed: ClaimedJob
     answer: str
     user_turn: str
 
 
-@dataclass(frozen=True)
-class QueuePolicy:
-    max_pending_per_user: int = defaults.DEFAULT_MAX_PENDING_PER_USER
-    max_attempts: int = defaults.DEFAULT_MAX_ATTEMPTS
-    history_max_turns: int = defaults.DEFAULT_HISTORY_MAX_TURNS
-    history_ttl_s: int = int(defaults.DEFAULT_HISTORY_TTL_DAYS * 86400)
-    seen_ttl_s: int = defaults.DEFAULT_SEEN_TTL_S
-    rate_limit_per_minute: int = defaults.DEFAULT_RATE_LIMIT_PER_MINUTE
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> QueuePolicy:
-        return cls(
-            max_pending_per_user=settings.max_pending_per_user,
-            max_attempts=settings.max_attempts,
-            history_max_turns=settings.history_max_turns,
-            history_ttl_s=settings.history_ttl_s,
-            rate_limit_per_minute=settings.rate_limit_per_minute,
-        )
-
-
 class JobQueue:
     """Operations on the job side of Redis; every multi-key change is one Lua script."""
 
-    def __init__(self, redis: Redis, keys: Keys, policy: QueuePolicy) -> None:
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self._redis = redis
         self._keys = keys
-        self._policy = policy
+        self._settings = settings
         self._scripts = Scripts.register(redis)
 
     async def enqueue(self, job: Job) -> EnqueueResult:
-        k, user = self._keys, job["user_id"]
+        k, user, conversation, lane = self._keys, job["user_id"], job_conversation(job), job_lane(job)
+        keys = [
+            k.optin,
+            k.inflight(lane),
+            k.pending(lane),
+            k.query,
+            k.seen(user),
+            k.rate(user),
+            k.conversations(user),
+        ]
+        if is_shared(conversation):
+            keys.append(k.thread(thread_of(conversation)))
+        p = self._settings
         status, waiting = await self._scripts.enqueue(
-            keys=[k.optin, k.inflight(user), k.pending(user), k.query, k.seen(user), k.rate(user)],
+            keys=keys,
             args=[
                 user,
                 job["id"],
                 encode(job),
                 time.time(),
-                self._policy.max_pending_per_user,
-                self._policy.seen_ttl_s,
-                self._policy.rate_limit_per_minute,
+                p.max_pending_per_user,
+                defaults.DEFAULT_SEEN_TTL_S,
+                p.rate_limit_per_minute,
+                conversation,
+                p.max_pending_per_thread,
+                p.history_ttl_s,
             ],
         )
         return EnqueueResult(status=status, waiting=int(waiting))
 
-    async def revise(self, user_id: str, job_id: str, content: str | None) -> ReviseOutcome:
+    async def revise(self, lane: str, job_id: str, content: str | None) -> ReviseOutcome:
         """Applies an edit (new content) or a deletion (None) to a message still waiting for its turn."""
         k = self._keys
         outcome: ReviseOutcome = await self._scripts.revise(
-            keys=[k.inflight(user_id), k.pending(user_id), k.query], args=[job_id, content or ""]
+            keys=[k.inflight(lane), k.pending(lane), k.query], args=[job_id, content or ""]
         )
         return outcome
 
@@ -113,29 +118,36 @@ class JobQueue:
         if limit < 1:
             return []
         k = self._keys
-        flat = await self._scripts.claim_waiting(keys=[k.query, k.processing(runner_id)], args=[limit, "", ""])
-        return [claimed for claimed, _ in _claimed_with_turns(flat)]
+        moved = await self._scripts.claim_waiting(keys=[k.query, k.processing(runner_id)], args=[limit])
+        return [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in moved]
 
     async def claim_batch(
         self, runner_id: str, limit: int, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
     ) -> list[tuple[ClaimedJob, list[Turn]]]:
-        """Blocks up to `timeout_s` for the oldest job, then takes up to `limit` - 1 more already waiting; each
-        with its user's history. One round trip, however many jobs: the claim and the script go pipelined.
+        """Blocks up to `timeout_s` for the oldest job, then takes up to `limit` - 1 more already waiting, each
+        with its conversation's history: two round trips however many jobs (the claim and the script pipelined,
+        then every history at once).
         """
         k = self._keys
-        first, flat = await command_then_script(
+        first, moved = await command_then_script(
             self._redis,
             ("BLMOVE", k.query, k.processing(runner_id), "RIGHT", "LEFT", timeout_s),
             self._scripts.claim_waiting,
-            ([k.query, k.processing(runner_id)], [limit - 1, k.history_prefix, "1"]),
+            ([k.query, k.processing(runner_id)], [limit - 1]),
         )
-        head, head_turns, more = flat[0], flat[1], _claimed_with_turns(flat[2:])
-        if first is None:
-            return more  # BLMOVE timed out: the head of our list, if any, is not a job it moved
-        claimed = ClaimedJob(raw=first, job=decode_job(first))
-        # Only this runner adds to its list, so the head is the job BLMOVE moved; checked all the same.
-        turns = _turns(head_turns) if head == first else await self.history(claimed.job["user_id"])
-        return [(claimed, turns), *more]
+        raws = ([] if first is None else [first]) + list(moved)
+        claimed = [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in raws]
+        return list(zip(claimed, await self.histories([c.job for c in claimed]), strict=True))
+
+    async def histories(self, jobs: Sequence[Job]) -> list[list[Turn]]:
+        """Each job's conversation history, in one round trip."""
+        if not jobs:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job in jobs:
+                pipe.hget(self._keys.history(job_conversation(job)), "turns")
+            found = await pipe.execute()
+        return [_turns(raw) for raw in found]
 
     async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
         """Publishes the answer and records the exchange; False if the job was no longer this runner's."""
@@ -149,7 +161,7 @@ class JobQueue:
 
     def _complete_call(self, runner_id: str, completion: Completion) -> ScriptCall:
         k, job = self._keys, completion.claimed.job
-        user = job["user_id"]
+        user, conversation, lane = job["user_id"], job_conversation(job), job_lane(job)
         now = time.time()
         response: Response = {
             "job_id": job["id"],
@@ -160,63 +172,67 @@ class JobQueue:
             "enqueued_at": job["enqueued_at"],
             "completed_at": now,
         }
+        user_turn, answer_turn = exchange(job, completion.user_turn, completion.answer)
         keys = [
             k.processing(runner_id),
-            k.inflight(user),
-            k.pending(user),
+            k.inflight(lane),
+            k.pending(lane),
             k.query,
             k.response,
-            k.history(user),
+            k.history(conversation),
             k.optin,
+            k.conversations(user),
         ]
         args: list[str | int | float] = [
             completion.claimed.raw,
             job["id"],
             user,
             encode(response),
-            completion.user_turn,
-            completion.answer,
-            self._policy.history_max_turns,
-            self._policy.history_ttl_s,
+            encode(user_turn),
+            encode(answer_turn),
+            self._max_turns(conversation),
+            self._settings.history_ttl_s,
             now,
+            conversation,
         ]
         return keys, args
 
+    def _max_turns(self, conversation: str) -> int:
+        return self._settings.thread_max_turns if is_shared(conversation) else self._settings.history_max_turns
+
     async def fail(self, runner_id: str, claimed: ClaimedJob, reason: str) -> FailOutcome:
         """Counts a failed try: the job is retried later, or dead-lettered with an apology."""
-        k, user = self._keys, claimed.job["user_id"]
+        k, lane = self._keys, job_lane(claimed.job)
         outcome: FailOutcome = await self._scripts.fail(
-            keys=[k.processing(runner_id), k.query, k.dead, k.response, k.inflight(user), k.pending(user), k.optin],
-            args=[claimed.raw, self._policy.max_attempts, reason, APOLOGY_TEXT, time.time(), MAX_DEAD_ENTRIES],
+            keys=[k.processing(runner_id), k.query, k.dead, k.response, k.inflight(lane), k.pending(lane), k.optin],
+            args=[claimed.raw, self._settings.max_attempts, reason, APOLOGY_TEXT, time.time(), MAX_DEAD_ENTRIES],
         )
         return outcome
 
     async def reap(self, runner_id: str) -> tuple[int, int] | None:
         """Requeues a dead runner's jobs; None if it is alive, else (requeued, dead-lettered)."""
         k = self._keys
-        result = await self._scripts.reap_runner(
-            keys=[
-                k.heartbeat("runner", runner_id),
-                k.processing(runner_id),
-                k.workers("runner"),
-                k.query,
-                k.dead,
-                k.response,
-                k.optin,
-            ],
-            args=[
-                runner_id,
-                self._policy.max_attempts,
-                k.inflight_prefix,
-                k.pending_prefix,
-                time.time(),
-                APOLOGY_TEXT,
-                MAX_DEAD_ENTRIES,
-            ],
-        )
-        if result == -1:
-            return None
-        return int(result[0]), int(result[1])
+        for _ in range(STALE_RETRIES):
+            # The lanes of the jobs in its list, whose keys the script needs to dead-letter one.
+            lanes = sorted({job_lane(decode_job(raw)) for raw in await self.held(runner_id)})
+            result = await self._scripts.reap_runner(
+                keys=[
+                    k.heartbeat("runner", runner_id),
+                    k.processing(runner_id),
+                    k.workers("runner"),
+                    k.query,
+                    k.dead,
+                    k.response,
+                    k.optin,
+                    *(key for lane in lanes for key in (k.inflight(lane), k.pending(lane))),
+                ],
+                args=[runner_id, self._settings.max_attempts, time.time(), APOLOGY_TEXT, MAX_DEAD_ENTRIES, *lanes],
+            )
+            if result == -1:
+                return None
+            if result != -2:
+                return int(result[0]), int(result[1])
+        raise StaleReadError(f"the list of runner {runner_id} kept changing while it was reaped")
 
     async def release(self, runner_id: str) -> int:
         """Gives back, untried, every job this runner holds (on shutdown)."""
@@ -232,14 +248,18 @@ class JobQueue:
         """The payloads of the jobs in this runner's list, as Redis has them."""
         return list(await self._redis.lrange(self._keys.processing(runner_id), 0, -1))
 
-    async def history(self, user_id: str) -> list[Turn]:
-        return _turns(await self._redis.hget(self._keys.history(user_id), "turns"))
+    async def history(self, conversation: str) -> list[Turn]:
+        return _turns(await self._redis.hget(self._keys.history(conversation), "turns"))
 
 
-def _claimed_with_turns(flat: list[str]) -> list[tuple[ClaimedJob, list[Turn]]]:
-    """Pairs the claim_waiting script's flat {job, turns, ...} answer."""
-    pairs = zip(flat[::2], flat[1::2], strict=True)
-    return [(ClaimedJob(raw=raw, job=decode_job(raw)), _turns(turns)) for raw, turns in pairs]
+def exchange(job: Job, question: str, answer: str) -> tuple[Turn, Turn]:
+    """The two turns a completed job adds to its conversation; in a shared one, both name the user they are about
+    (so that `!forget` and `!optout` find them) and the question its speaker."""
+    if not is_shared(job_conversation(job)):
+        return {"role": "user", "content": question}, {"role": "assistant", "content": answer}
+    user = job["user_id"]
+    asked: Turn = {"role": "user", "content": question, "user_id": user, "name": job.get("author_name") or "someone"}
+    return asked, {"role": "assistant", "content": answer, "user_id": user}
 
 
 def _turns(raw: str | None) -> list[Turn]:

@@ -1,6 +1,7 @@
 """Every Redis key the project uses, built in this one place.
 
-All keys share one hash tag (`{llamabot}`) so that every Lua script also runs on Redis Cluster.
+All keys share one hash tag (`{llamabot}`), and every key a Lua script touches is passed to it in KEYS (never
+built inside a script), so that every script also runs on Redis Cluster.
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ class Keys:
     def prefix(self) -> str:
         return "{" + self.namespace + "}:"
 
-    # Per-user keys: everything stored about a user has the user id as its last part.
-    def history(self, user_id: str) -> str:
-        return f"{self.prefix}history:{user_id}"
-
-    def inflight(self, user_id: str) -> str:
-        return f"{self.prefix}inflight:{user_id}"
-
-    def pending(self, user_id: str) -> str:
-        return f"{self.prefix}pending:{user_id}"
+    # Per-user keys: everything stored about a user alone has the user id as its last part.
+    def conversations(self, user_id: str) -> str:
+        """Set of the conversations the user has turns or waiting messages in (what `!forget`/`!optout` clean)."""
+        return f"{self.prefix}conversations:{user_id}"
 
     def seen(self, user_id: str) -> str:
         """Message ids of the user already accepted, so a gateway replay is not queued twice."""
@@ -39,14 +35,32 @@ class Keys:
         return f"{self.prefix}rate:{user_id}"
 
     def user_keys(self, user_id: str) -> list[str]:
-        """Every key that holds data about one user (what `!optout` erases)."""
+        """The keys about one user alone, besides their conversations' (what `!optout` deletes outright)."""
         return [
-            self.history(user_id),
+            self.conversations(user_id),
             self.inflight(user_id),
             self.pending(user_id),
             self.seen(user_id),
             self.rate(user_id),
         ]
+
+    # Conversations and lanes (ids from shared/conversation_ids.py). A private conversation's id ends with its
+    # user's id, and so does the lane of a user's private messages: both are named after the user.
+    def history(self, conversation: str) -> str:
+        """A conversation's turns (hash: turns JSON, updated_at)."""
+        return f"{self.prefix}history:{conversation}"
+
+    def inflight(self, lane: str) -> str:
+        """Id of the lane's message being answered (or on the queue)."""
+        return f"{self.prefix}inflight:{lane}"
+
+    def pending(self, lane: str) -> str:
+        """The lane's messages waiting for their turn, oldest first."""
+        return f"{self.prefix}pending:{lane}"
+
+    def thread(self, thread_id: str) -> str:
+        """A thread the bot opened as a shared conversation (hash: guild, parent channel, starter)."""
+        return f"{self.prefix}thread:{thread_id}"
 
     # Shared keys.
     @property
@@ -85,15 +99,6 @@ class Keys:
         """Discord message ids already posted for a job (hash: part index -> message id)."""
         return f"{self.prefix}posted:{job_id}"
 
-    # Templates that Lua scripts complete with a user id (keys they cannot know in advance).
-    @property
-    def inflight_prefix(self) -> str:
-        return self.inflight("")
-
-    @property
-    def pending_prefix(self) -> str:
-        return self.pending("")
-
-    @property
-    def history_prefix(self) -> str:
-        return self.history("")
+    def legacy_history_pattern(self) -> str:
+        """SCAN pattern of the per-user histories kept before conversations were per channel (`history:{user}`)."""
+        return f"{self.prefix}history:[0-9]*"

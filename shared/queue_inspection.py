@@ -8,7 +8,10 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from shared.conversation_ids import job_lane
+from shared.job_queue import STALE_RETRIES, StaleReadError
 from shared.keys import Keys
+from shared.schemas import decode_job
 from shared.scripts import Scripts
 
 ReplayOutcome = Literal["queued", "pending", "not_found", "not_opted_in"]
@@ -87,8 +90,22 @@ class QueueInspection:
     async def replay(self, job_id: str, guild_id: str | None) -> ReplayOutcome:
         """Requeues a dead job with fresh attempts; a guild's admin may only replay that guild's jobs."""
         k = self._keys
-        outcome: ReplayOutcome = await self._scripts.replay(
-            keys=[k.dead, k.optin, k.query],
-            args=[job_id, k.inflight_prefix, k.pending_prefix, guild_id or ""],
-        )
-        return outcome
+        for _ in range(STALE_RETRIES):
+            lane = await self._lane_of_dead(job_id)
+            if lane is None:
+                return "not_found"
+            outcome: ReplayOutcome | Literal["stale"] = await self._scripts.replay(
+                keys=[k.dead, k.optin, k.query, k.inflight(lane), k.pending(lane)],
+                args=[job_id, guild_id or "", lane],
+            )
+            if outcome != "stale":
+                return outcome
+        raise StaleReadError(f"dead letter {job_id} kept changing while it was replayed")
+
+    async def _lane_of_dead(self, job_id: str) -> str | None:
+        """The lane of the dead letter with this id, whose keys the replay script needs."""
+        for raw in await self._redis.lrange(self._keys.dead, 0, -1):
+            job = decode_job(raw)
+            if job["id"] == job_id:
+                return job_lane(job)
+        return None

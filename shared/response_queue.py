@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Response, decode_response
-from shared.scripts import Scripts, command_then_script
+from shared.scripts import Scripts
 
 
 @dataclass(frozen=True)
@@ -41,20 +41,11 @@ class ResponseQueue:
     async def claim_with_state(
         self, updater_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
     ) -> tuple[ClaimedResponse, PostingState] | None:
-        """claim(), and the response's posting_state(), in one round trip (the claim and a script, pipelined)."""
-        k = self._keys
-        raw, (head, opted_in, parts) = await command_then_script(
-            self._redis,
-            ("BLMOVE", k.response, k.posting(updater_id), "RIGHT", "LEFT", timeout_s),
-            self._scripts.posting_state,
-            ([k.posting(updater_id), k.optin], [k.posted("")]),
-        )
-        if raw is None:
+        """claim(), then the response's posting_state() (its keys depend on what was claimed)."""
+        claimed = await self.claim(updater_id, timeout_s)
+        if claimed is None:
             return None
-        claimed = ClaimedResponse(raw=raw, response=decode_response(raw))
-        if head != raw:  # only this updater adds to its list, so this is not expected; checked all the same
-            return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
-        return claimed, PostingState(opted_in=bool(opted_in), posted=_parts(parts))
+        return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
 
     async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
         await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
@@ -95,8 +86,3 @@ class ResponseQueue:
                 args=[updater_id],
             )
         )
-
-
-def _parts(flat: list[str]) -> dict[int, str]:
-    """A flat HGETALL answer from a script ({index, message id, ...}) as part index -> message id."""
-    return {int(index): message_id for index, message_id in zip(flat[::2], flat[1::2], strict=True)}

@@ -10,10 +10,14 @@ from shared.errors import JobPayloadError
 
 
 class Turn(TypedDict):
-    """One message of a conversation, in the shape chat templates take."""
+    """One message of a conversation, in the shape chat templates take (plus who spoke, in shared ones)."""
 
     role: Literal["user", "assistant"]
     content: str
+    # In shared conversations only: the speaker of a user turn, or the user an assistant turn answers (what
+    # `!forget` and `!optout` remove), and the speaker's display name, shown to the model.
+    user_id: NotRequired[str]
+    name: NotRequired[str]
 
 
 class Job(TypedDict):
@@ -26,6 +30,12 @@ class Job(TypedDict):
     content: str
     enqueued_at: float
     attempts: int
+    # Where its history lives and which lane it waits in (shared/conversation_ids.py); jobs queued before
+    # conversations existed have neither, and belong to their author's conversation in their channel.
+    conversation: NotRequired[str]
+    lane: NotRequired[str]
+    author_name: NotRequired[str]
+    """The author's display name, carried in shared conversations only (the model sees who speaks)."""
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.
     max_new_tokens: NotRequired[int]
     temperature: NotRequired[float]
@@ -53,7 +63,7 @@ _JOB_FIELDS: dict[str, type] = {"id": str, "user_id": str, "channel_id": str, "c
 _RESPONSE_FIELDS: dict[str, type] = {"job_id": str, "user_id": str, "channel_id": str, "kind": str, "content": str}
 
 
-def encode(payload: Job | Response) -> str:
+def encode(payload: Job | Response | Turn) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -19,10 +19,11 @@ _SCRIPT_NAMES = (
     "reap_updater",
     "release",
     "optout",
+    "forget",
     "revise",
     "replay",
     "claim_waiting",
-    "posting_state",
+    "open_thread",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
@@ -46,10 +47,11 @@ class Scripts:
     reap_updater: AsyncScript
     release: AsyncScript
     optout: AsyncScript
+    forget: AsyncScript
     revise: AsyncScript
     replay: AsyncScript
     claim_waiting: AsyncScript
-    posting_state: AsyncScript
+    open_thread: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

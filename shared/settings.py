@@ -104,15 +104,29 @@ class Settings:
         "HISTORY_MAX_TURNS",
         bounded(int, 0, 1000),
         20,
-        "Messages (user's and bot's) kept per user.",
+        "Messages (user's and bot's) kept per conversation.",
         used_by=RUNNER,
     )
     history_ttl_days: float = setting(
         "HISTORY_TTL_DAYS",
         bounded(float, 0.0, 3650.0),
         30.0,
-        "Days until an idle user's history expires.",
+        "Days until an idle conversation's history expires.",
+        used_by=BOT | RUNNER,
+    )
+    thread_max_turns: int = setting(
+        "THREAD_MAX_TURNS",
+        bounded(int, 0, 1000),
+        40,
+        "Messages (everyone's and the bot's) kept per shared thread.",
         used_by=RUNNER,
+    )
+    max_pending_per_thread: int = setting(
+        "MAX_PENDING_PER_THREAD",
+        bounded(int, 1, 1000),
+        10,
+        "Messages waiting in one shared thread, all speakers together.",
+        used_by=BOT,
     )
     max_pending_per_user: int = setting(
         "MAX_PENDING_PER_USER", bounded(int, 0, 100), 3, "Messages a user may have waiting.", used_by=BOT

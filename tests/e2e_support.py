@@ -8,9 +8,16 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.conversation_ids import private_conversation
+from shared.keys import Keys
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.system import System
+
+
+def history_key(user_id: str, channel_id: str) -> str:
+    """The Redis key of a user's own conversation in one channel."""
+    return Keys().history(private_conversation(channel_id, user_id))
 
 
 def replies_to(fake: FakeDiscord, message_id: str) -> list[Payload]:

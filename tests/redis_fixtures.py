@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.job_queue import JobQueue, QueuePolicy
+from shared.conversation_ids import private_conversation
+from shared.job_queue import JobQueue
 from shared.keys import Keys
 from shared.schemas import Job
+from shared.settings import Settings
 from tests.redis_server import RedisServer
 
 
@@ -38,13 +40,14 @@ def keys() -> Keys:
 
 
 @pytest.fixture
-def policy() -> QueuePolicy:
-    return QueuePolicy(max_pending_per_user=3, max_attempts=3, history_max_turns=6, history_ttl_s=3600)
+def queue_settings() -> Settings:
+    """Small bounds, so that tests reach them quickly."""
+    return Settings(max_pending_per_user=3, max_attempts=3, history_max_turns=6, history_ttl_days=1 / 24)
 
 
 @pytest.fixture
-def queue(redis: Redis, keys: Keys, policy: QueuePolicy) -> JobQueue:
-    return JobQueue(redis, keys, policy)
+def queue(redis: Redis, keys: Keys, queue_settings: Settings) -> JobQueue:
+    return JobQueue(redis, keys, queue_settings)
 
 
 _message_ids = itertools.count(1_100_000_000_000_000_000)
@@ -63,6 +66,8 @@ def make_job() -> Callable[..., Job]:
             "content": content,
             "enqueued_at": time.time(),
             "attempts": 0,
+            "conversation": private_conversation(channel_id, user_id),
+            "lane": user_id,
         }
         job.update(extra)  # type: ignore[typeddict-item]
         return job

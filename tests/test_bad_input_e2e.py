@@ -9,9 +9,9 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from bot.client import WAITING_EMOJI
+from bot.texts import WAITING_EMOJI
 from shared.keys import Keys
-from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
+from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.redis_server import RedisServer
@@ -80,7 +80,7 @@ async def test_wake_word_alone_gets_a_hint_and_nothing_is_queued(deployment: Dep
     assert "Ask me something" in reply["content"]
     _, reply = await deployment.ask(user, f"<@{deployment.fake.bot_user['id']}>")  # e.g. an attachment and a mention
     assert "Ask me something" in reply["content"]
-    assert not await deployment.redis.exists(KEYS.history(user["id"]))
+    assert not await deployment.redis.exists(history_key(user["id"], deployment.fake.channel_id))
 
 
 async def test_very_long_message_is_truncated_with_a_note(deployment: Deployment) -> None:

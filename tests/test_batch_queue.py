@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from runner.engines.echo import EchoEngine
 from runner.worker import Runner
+from shared.conversation_ids import private_conversation
 from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys
 from shared.response_queue import ResponseQueue
@@ -90,7 +91,7 @@ async def test_complete_many_has_the_effects_of_complete_for_each_job(
     assert await redis.get(keys.inflight("1")) == second["id"]  # the user's next message moved up
     assert not await redis.exists(keys.inflight("2"))
     assert [c.job["id"] for c in await queue.claim_waiting("r1", 10)] == [second["id"]]
-    assert len(await queue.history("2")) == 2
+    assert len(await queue.history(private_conversation("900", "2"))) == 2
 
 
 async def test_complete_many_refuses_only_the_jobs_taken_back(
@@ -158,5 +159,8 @@ async def test_runner_batches_what_waits_and_answers_it_in_one_go(
     await asyncio.gather(*runner.start_jobs(batch))
     await runner.generation.stop()
     assert runner.stats.answered == 2
-    assert await queue.history("1") == [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "echo: q1"}]
+    assert await queue.history(private_conversation("900", "1")) == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "echo: q1"},
+    ]
     assert await redis.llen(keys.processing("r1")) == 0

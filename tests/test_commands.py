@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, help_text, parse_command
+from bot.commands import Command, parse_command
+from bot.texts import help_text
 
 
 def test_known_commands_parse_with_the_configured_prefix() -> None:

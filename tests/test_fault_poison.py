@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.job_queue import APOLOGY_TEXT, JobQueue, QueuePolicy
+from shared.conversation_ids import private_conversation
+from shared.job_queue import APOLOGY_TEXT, JobQueue
 from shared.schemas import Job
+from shared.settings import Settings
 from tests.e2e_support import replies_to
 from tests.fault_support import KEYS, running_cluster
 from tests.redis_server import RedisServer
@@ -40,7 +42,7 @@ async def test_poison_job_is_dead_lettered_with_an_apology_while_others_are_answ
             "attempts": 0,
             "max_new_tokens": 0,
         }
-        queue = JobQueue(cluster.redis, KEYS, QueuePolicy(max_attempts=MAX_ATTEMPTS))
+        queue = JobQueue(cluster.redis, KEYS, Settings(max_attempts=MAX_ATTEMPTS))
         assert (await queue.enqueue(poison)).status == "queued"
         question = await fake.send_message(bystander, "Hey Llama, what is the capital of France?")
 
@@ -60,4 +62,6 @@ async def test_poison_job_is_dead_lettered_with_an_apology_while_others_are_answ
         ]
         assert len(failures) == MAX_ATTEMPTS, failures
         assert not await cluster.redis.exists(KEYS.inflight(poisoner["id"]))
-        assert await queue.history(poisoner["id"]) == []  # a failed job leaves no half exchange behind
+        assert (
+            await queue.history(private_conversation(cluster.fake.channel_id, poisoner["id"])) == []
+        )  # a failed job leaves no half exchange behind

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.client import BUSY_TEXT
-from tests.e2e_support import replies_to, wait_reply
-from tests.fault_support import KEYS, Cluster, running_cluster
+from bot.texts import BUSY as BUSY_TEXT
+from tests.e2e_support import history_key, replies_to, wait_reply
+from tests.fault_support import Cluster, running_cluster
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,9 @@ async def test_processes_wait_for_redis_then_survive_its_restart_losing_nothing(
         # Heartbeats expired during the outage, so runners may have reaped each other's jobs in hand when it
         # ended: completion must still have happened once per job, which the history shows.
         for user in users:
-            turns = json.loads(await cluster.redis.hget(KEYS.history(user["id"]), "turns") or "[]")
+            turns = json.loads(
+                await cluster.redis.hget(history_key(user["id"], cluster.fake.channel_id), "turns") or "[]"
+            )
             asked = sorted(t["content"] for t in turns if t["role"] == "user" and t["content"].startswith("before"))
             assert asked == sorted(f"before {n} {user['username']}" for n in range(3))
         assert_alive(cluster)

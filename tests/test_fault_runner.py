@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.schemas import decode_job
-from tests.e2e_support import replies_to
+from tests.e2e_support import history_key, replies_to
 from tests.fault_support import KEYS, Cluster, running_cluster
 from tests.redis_server import RedisServer
 
@@ -24,7 +24,7 @@ JOB_TIME = "echo:0.25"
 
 
 async def history_questions(cluster: Cluster, user_id: str) -> list[str]:
-    raw = await cluster.redis.hget(KEYS.history(user_id), "turns")
+    raw = await cluster.redis.hget(history_key(user_id, cluster.fake.channel_id), "turns")
     return [turn["content"] for turn in json.loads(raw or "[]") if turn["role"] == "user"]
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from shared.consent import ConsentRegistry
+from shared.conversation_ids import private_conversation
 from shared.heartbeat import Heartbeat
 from shared.job_queue import APOLOGY_TEXT, JobQueue
 from shared.keys import Keys
@@ -56,7 +57,7 @@ async def test_second_message_waits_for_the_first_and_sees_it_in_history(
 
     nxt = await queue.claim("r1", timeout_s=0.1)
     assert nxt is not None and nxt.job["id"] == second["id"]
-    assert await queue.history("1") == [
+    assert await queue.history(private_conversation("900", "1")) == [
         {"role": "user", "content": "first?"},
         {"role": "assistant", "content": "answer one"},
     ]
@@ -96,9 +97,9 @@ async def test_history_keeps_the_newest_whole_exchanges(
         claimed = await queue.claim("r1", timeout_s=0.1)
         assert claimed is not None
         await queue.complete("r1", claimed, f"a{i}", f"q{i}")
-    turns = await queue.history("1")
+    turns = await queue.history(private_conversation("900", "1"))
     assert [t["content"] for t in turns] == ["q2", "a2", "q3", "a3", "q4", "a4"]  # history_max_turns=6
-    assert 0 < await redis.ttl(keys.history("1")) <= 3600
+    assert 0 < await redis.ttl(keys.history(private_conversation("900", "1"))) <= 3600
 
 
 async def test_keys_left_after_a_full_job_are_exactly_the_users_state(
@@ -115,7 +116,14 @@ async def test_keys_left_after_a_full_job_are_exactly_the_users_state(
     await responses.record_posted(posted.response["job_id"], 0, "555")
     await responses.ack("u1", posted)
     assert sorted(await redis.keys("*")) == sorted(
-        [keys.optin, keys.history("1"), keys.seen("1"), keys.rate("1"), keys.posted(claimed.job["id"])]
+        [
+            keys.optin,
+            keys.history(private_conversation("900", "1")),
+            keys.conversations("1"),
+            keys.seen("1"),
+            keys.rate("1"),
+            keys.posted(claimed.job["id"]),
+        ]
     )
 
 

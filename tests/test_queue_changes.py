@@ -7,10 +7,11 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from shared.consent import ConsentRegistry
-from shared.job_queue import JobQueue, QueuePolicy
+from shared.job_queue import JobQueue
 from shared.keys import Keys
 from shared.queue_inspection import QueueInspection
 from shared.schemas import Job
+from shared.settings import Settings
 
 MakeJob = Callable[..., Job]
 
@@ -18,7 +19,7 @@ MakeJob = Callable[..., Job]
 async def test_messages_past_the_rate_limit_are_refused_and_counted_per_user(
     redis: Redis, keys: Keys, make_job: MakeJob
 ) -> None:
-    queue = JobQueue(redis, keys, QueuePolicy(max_pending_per_user=10, rate_limit_per_minute=3))
+    queue = JobQueue(redis, keys, Settings(max_pending_per_user=10, rate_limit_per_minute=3))
     consent = ConsentRegistry(redis, keys)
     await consent.opt_in("1")
     await consent.opt_in("2")
@@ -65,7 +66,7 @@ async def test_deleting_a_waiting_message_withdraws_it_and_the_next_one_moves_up
 async def test_operator_sees_stats_and_replays_a_dead_letter_of_their_guild_only(
     redis: Redis, keys: Keys, make_job: MakeJob
 ) -> None:
-    queue = JobQueue(redis, keys, QueuePolicy(max_attempts=1))
+    queue = JobQueue(redis, keys, Settings(max_attempts=1))
     inspection = QueueInspection(redis, keys)
     await ConsentRegistry(redis, keys).opt_in("1")
     job = make_job(user_id="1", guild_id="800")

@@ -22,7 +22,8 @@ Caught by the engine, so that one job's failure does not take down the others or
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One job's generation: its user's earlier turns (oldest first), the new message and sampling settings."""
+    """One job's generation: its conversation's earlier turns (oldest first), the new message, the system prompt
+    when it is not the engine's own, and sampling settings."""
 
     job_id: str
     history: Sequence[Turn]
@@ -32,6 +33,7 @@ class GenerationRequest:
     top_p: float
     repetition_penalty: float
     min_new_tokens: int = 0  # end-of-sequence is ignored until then: benchmarks use it for answers of equal length
+    system_prompt: str | None = None  # None: the engine's (SYSTEM_PROMPT)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
--- Helpers prepended to every script (scripts.py joins them); they use no KEYS of their own.
+-- Helpers prepended to every script (scripts.py joins them); they use no keys but those handed to them.
 
--- Hands the user's next pending message to the queue, or clears the in-flight mark.
-local function advance_user(inflight_key, pending_key, query_key)
+-- Hands the lane's next pending message to the queue, or clears the lane's in-flight mark.
+local function advance_lane(inflight_key, pending_key, query_key)
   local nxt = redis.call('LPOP', pending_key)
   if nxt then
     redis.call('SET', inflight_key, cjson.decode(nxt)['id'])
@@ -9,6 +9,11 @@ local function advance_user(inflight_key, pending_key, query_key)
   else
     redis.call('DEL', inflight_key)
   end
+end
+
+-- The lane a job waits in; shared/conversation_ids.py job_lane() reads the same field with the same fallback.
+local function lane_of(job)
+  return job['lane'] or job['user_id']
 end
 
 -- Moves a job that has used up its attempts to the dead list and queues an apology for its user.
@@ -23,4 +28,57 @@ local function dead_letter(job, reason, now, dead_key, response_key, optin_key, 
       kind = 'apology', content = apology, enqueued_at = job['enqueued_at'], completed_at = now,
     }))
   end
+end
+
+-- Keeps a key of the user's alive as long as the histories it points to (ttl 0: forever).
+local function expire_or_persist(key, ttl)
+  if ttl > 0 then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
+end
+
+-- True when every member of the set at set_key is a key of `declared` (a table used as a set): a script that
+-- touches the keys a set names gets them in KEYS, read by the caller just before; if the set changed since,
+-- the caller reads it again and retries.
+local function set_within(set_key, declared)
+  for _, member in ipairs(redis.call('SMEMBERS', set_key)) do
+    if not declared[member] then return false end
+  end
+  return true
+end
+
+-- Removes a user's turns from a shared conversation's history: theirs, and the answers to them (assistant turns
+-- carry the user they answer). Returns how many turns went.
+local function erase_turns_of(history_key, user_id)
+  local raw = redis.call('HGET', history_key, 'turns')
+  if not raw then return 0 end
+  local kept, removed = {}, 0
+  for _, turn in ipairs(cjson.decode(raw)) do
+    if turn['user_id'] == user_id then removed = removed + 1 else kept[#kept + 1] = turn end
+  end
+  if removed > 0 then
+    if #kept == 0 then
+      redis.call('DEL', history_key)
+    else
+      redis.call('HSET', history_key, 'turns', cjson.encode(kept))
+    end
+  end
+  return removed
+end
+
+-- Reads the conversation keys a forget or opt-out was given: after ARGV's first `first_arg - 1` entries come
+-- the conversation ids, and from KEYS[first_key] on, each one's history key and, for a shared conversation
+-- (its id starts with `shared_prefix`), its lane's in-flight and pending keys and its thread record.
+local function declared_conversations(first_key, first_arg, shared_prefix)
+  local list, by_id, k = {}, {}, first_key
+  for i = first_arg, #ARGV do
+    local id = ARGV[i]
+    local conversation = {id = id, history = KEYS[k]}
+    k = k + 1
+    if string.sub(id, 1, #shared_prefix) == shared_prefix then
+      conversation.inflight, conversation.pending, conversation.thread = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+      k = k + 3
+    end
+    list[#list + 1] = conversation
+    by_id[id] = conversation
+  end
+  return list, by_id
 end

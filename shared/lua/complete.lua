@@ -1,10 +1,11 @@
--- Finishes a job a runner holds: the answer goes out, both turns join the user's history,
--- and the user's next message (if any) moves onto the queue. Nothing happens if the job is
--- no longer the runner's (it was requeued as the runner looked dead), so no job is answered twice.
--- KEYS[1] processing:{runner}, KEYS[2] inflight:{user}, KEYS[3] pending:{user}, KEYS[4] query,
--- KEYS[5] response, KEYS[6] history:{user}, KEYS[7] optin set
--- ARGV[1] job JSON as claimed, ARGV[2] job id, ARGV[3] user id, ARGV[4] response JSON,
--- ARGV[5] user turn, ARGV[6] assistant turn, ARGV[7] max turns kept, ARGV[8] history TTL (s, 0 = none), ARGV[9] now
+-- Finishes a job a runner holds: the answer goes out, both turns join the conversation's history, and the
+-- lane's next message (if any) moves onto the queue. Nothing happens if the job is no longer the runner's (it
+-- was requeued as the runner looked dead), so no job is answered twice.
+-- KEYS[1] processing:{runner}, KEYS[2] inflight:{lane}, KEYS[3] pending:{lane}, KEYS[4] query, KEYS[5] response,
+-- KEYS[6] history:{conversation}, KEYS[7] optin set, KEYS[8] conversations:{user}
+-- ARGV[1] job JSON as claimed, ARGV[2] job id, ARGV[3] user id, ARGV[4] response JSON, ARGV[5] user turn JSON,
+-- ARGV[6] assistant turn JSON, ARGV[7] max turns kept, ARGV[8] history TTL (s, 0 = none), ARGV[9] now,
+-- ARGV[10] conversation id
 -- Returns 1 when completed, 0 when the job was not held by this runner.
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   return 0
@@ -17,19 +18,21 @@ if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
     local raw = redis.call('HGET', KEYS[6], 'turns')
     local turns = {}
     if raw then turns = cjson.decode(raw) end
-    table.insert(turns, {role = 'user', content = ARGV[5]})
-    table.insert(turns, {role = 'assistant', content = ARGV[6]})
+    turns[#turns + 1] = cjson.decode(ARGV[5])
+    turns[#turns + 1] = cjson.decode(ARGV[6])
     local keep_from = 1
     -- Drop whole exchanges from the oldest end so the history always starts with a user turn.
     while #turns - keep_from + 1 > max_turns do keep_from = keep_from + 2 end
     local kept = {}
-    for i = keep_from, #turns do table.insert(kept, turns[i]) end
+    for i = keep_from, #turns do kept[#kept + 1] = turns[i] end
     redis.call('HSET', KEYS[6], 'turns', cjson.encode(kept), 'updated_at', ARGV[9])
     local ttl = tonumber(ARGV[8])
-    if ttl > 0 then redis.call('EXPIRE', KEYS[6], ttl) else redis.call('PERSIST', KEYS[6]) end
+    expire_or_persist(KEYS[6], ttl)
+    redis.call('SADD', KEYS[8], ARGV[10])
+    expire_or_persist(KEYS[8], ttl)
   end
 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then
-  advance_user(KEYS[2], KEYS[3], KEYS[4])
+  advance_lane(KEYS[2], KEYS[3], KEYS[4])
 end
 return 1

@@ -1,13 +1,19 @@
--- Accepts a user's message: straight onto the queue when the user has nothing in flight,
--- else behind their earlier messages, so each user is served in order and one at a time.
--- KEYS[1] optin set, KEYS[2] inflight:{user}, KEYS[3] pending:{user}, KEYS[4] query, KEYS[5] seen:{user},
--- KEYS[6] rate:{user}
--- ARGV[1] user id, ARGV[2] job id, ARGV[3] job JSON, ARGV[4] now (s), ARGV[5] max pending, ARGV[6] seen TTL (s),
--- ARGV[7] messages allowed per minute
--- Returns {status, n}: status is not_opted_in | duplicate | rate_limited | full | queued | pending;
--- n is how many of the user's messages are ahead of this one (for full: how many wait).
+-- Accepts an opted-in user's message: straight onto the queue when its lane has nothing in flight, else behind
+-- the lane's earlier messages, so each lane is answered in order and one message at a time.
+-- KEYS[1] optin set, KEYS[2] inflight:{lane}, KEYS[3] pending:{lane}, KEYS[4] query, KEYS[5] seen:{user},
+-- KEYS[6] rate:{user}, KEYS[7] conversations:{user}, KEYS[8] thread:{id} (shared conversations only)
+-- ARGV[1] user id, ARGV[2] job id, ARGV[3] job JSON, ARGV[4] now (s), ARGV[5] most messages of the user waiting
+-- in the lane, ARGV[6] seen TTL (s), ARGV[7] messages allowed per minute, ARGV[8] conversation id,
+-- ARGV[9] most messages waiting in a shared lane (all speakers), ARGV[10] history TTL (s, 0 = none)
+-- Returns {status, n}: status is not_opted_in | not_shared | duplicate | rate_limited | full | lane_full |
+-- queued | pending; n is how many messages of the lane are ahead of this one (full: how many of the user's
+-- wait; lane_full: how many wait in all).
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_opted_in', 0}
+end
+local shared = KEYS[8] ~= nil
+if shared and redis.call('EXISTS', KEYS[8]) == 0 then
+  return {'not_shared', 0}
 end
 local now = tonumber(ARGV[4])
 local seen_ttl = tonumber(ARGV[6])
@@ -26,11 +32,22 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('LPUSH', KEYS[4], ARGV[3])
   status = 'queued'
 else
-  waiting = redis.call('LLEN', KEYS[3]) + 1
-  if waiting > tonumber(ARGV[5]) then
-    return {'full', waiting - 1}
+  local queued = redis.call('LRANGE', KEYS[3], 0, -1)
+  local mine = #queued
+  if shared then
+    mine = 0
+    for _, raw in ipairs(queued) do
+      if cjson.decode(raw)['user_id'] == ARGV[1] then mine = mine + 1 end
+    end
+    if #queued >= tonumber(ARGV[9]) then
+      return {'lane_full', #queued}
+    end
+  end
+  if mine >= tonumber(ARGV[5]) then
+    return {'full', mine}
   end
   redis.call('RPUSH', KEYS[3], ARGV[3])
+  waiting = #queued + 1
   status = 'pending'
 end
 -- A fixed one-minute window, started by the first accepted message.
@@ -39,4 +56,8 @@ if redis.call('INCR', KEYS[6]) == 1 then
 end
 redis.call('ZADD', KEYS[5], now, ARGV[2])
 redis.call('EXPIRE', KEYS[5], math.ceil(seen_ttl))
+local ttl = tonumber(ARGV[10])
+redis.call('SADD', KEYS[7], ARGV[8])
+expire_or_persist(KEYS[7], ttl)
+if shared then expire_or_persist(KEYS[8], ttl) end
 return {status, waiting}

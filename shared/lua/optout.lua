@@ -1,16 +1,46 @@
--- Erases everything stored about a user: consent, history, queued and pending messages, and
--- their entries in the shared lists (queue, unposted responses, dead letters).
--- KEYS[1] optin set, KEYS[2] history, KEYS[3] inflight, KEYS[4] pending, KEYS[5] seen, KEYS[6] rate,
--- KEYS[7] query, KEYS[8] response, KEYS[9] dead
--- ARGV[1] user id
--- Returns 1 if the user had opted in, else 0.
-local was_in = redis.call('SREM', KEYS[1], ARGV[1])
+-- Erases everything stored about a user: consent, their conversations (and their turns, with the answers to
+-- them, in shared ones), their waiting messages in every lane, and their entries in the shared lists (queue,
+-- unposted responses, dead letters).
+-- KEYS[1] optin set, KEYS[2] conversations:{user}, KEYS[3] inflight:{user}, KEYS[4] pending:{user},
+-- KEYS[5] seen:{user}, KEYS[6] rate:{user}, KEYS[7] query, KEYS[8] response, KEYS[9] dead, then for each
+-- conversation of ARGV[3..]: history:{conversation} and, for a shared one, inflight:{lane}, pending:{lane},
+-- thread:{id} (see declared_conversations)
+-- ARGV[1] user id, ARGV[2] shared conversation id prefix, ARGV[3..] the conversation ids (the set's members,
+-- as the caller read them)
+-- Returns -1 when the set holds a conversation not declared (the caller retries), 1 if the user had opted in,
+-- else 0.
+local user = ARGV[1]
+local list, by_id = declared_conversations(10, 3, ARGV[2])
+if not set_within(KEYS[2], by_id) then
+  return -1
+end
+local was_in = redis.call('SREM', KEYS[1], user)
+local shared_lanes = {}
+for _, conversation in ipairs(list) do
+  if conversation.thread then
+    erase_turns_of(conversation.history, user)
+    shared_lanes[conversation.id] = conversation
+    for _, raw in ipairs(redis.call('LRANGE', conversation.pending, 0, -1)) do
+      if cjson.decode(raw)['user_id'] == user then redis.call('LREM', conversation.pending, 0, raw) end
+    end
+    if redis.call('HGET', conversation.thread, 'starter') == user then
+      redis.call('HDEL', conversation.thread, 'starter')
+    end
+  else
+    redis.call('DEL', conversation.history)
+  end
+end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 for i = 7, 9 do
   for _, raw in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
     local ok, item = pcall(cjson.decode, raw)
-    if ok and type(item) == 'table' and item['user_id'] == ARGV[1] then
+    if ok and type(item) == 'table' and item['user_id'] == user then
       redis.call('LREM', KEYS[i], 0, raw)
+      -- A queued message of theirs held its shared lane's turn: the lane moves on to the next speaker.
+      local lane = i == 7 and shared_lanes[lane_of(item)]
+      if lane and redis.call('GET', lane.inflight) == item['id'] then
+        advance_lane(lane.inflight, lane.pending, KEYS[7])
+      end
     end
   end
 end

@@ -2,12 +2,21 @@
 -- the try; a job out of attempts is dead-lettered with an apology. Safe to run from every runner
 -- at once: the first run empties the list and later ones find nothing.
 -- KEYS[1] heartbeat of the runner, KEYS[2] processing:{runner}, KEYS[3] runners set, KEYS[4] query,
--- KEYS[5] dead, KEYS[6] response, KEYS[7] optin set
--- ARGV[1] runner id, ARGV[2] max attempts, ARGV[3] inflight key prefix, ARGV[4] pending key prefix,
--- ARGV[5] now, ARGV[6] apology text, ARGV[7] max dead entries kept
--- Returns -1 when the runner is alive, else {requeued, dead} counts.
+-- KEYS[5] dead, KEYS[6] response, KEYS[7] optin set, then for each lane of ARGV[6..]: inflight:{lane},
+-- pending:{lane} (the caller read the runner's list to know them)
+-- ARGV[1] runner id, ARGV[2] max attempts, ARGV[3] now, ARGV[4] apology text, ARGV[5] max dead entries kept,
+-- ARGV[6..] lane ids
+-- Returns -1 when the runner is alive, -2 when a job's lane was not declared (the caller reads the list again),
+-- else {requeued, dead} counts.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return -1
+end
+local lanes = {}
+for i = 6, #ARGV do
+  lanes[ARGV[i]] = {KEYS[8 + 2 * (i - 6)], KEYS[9 + 2 * (i - 6)]}
+end
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if not lanes[lane_of(cjson.decode(raw))] then return -2 end
 end
 local requeued, dead = 0, 0
 while true do
@@ -16,10 +25,10 @@ while true do
   local job = cjson.decode(raw)
   job['attempts'] = (tonumber(job['attempts']) or 0) + 1
   if job['attempts'] >= tonumber(ARGV[2]) then
-    dead_letter(job, 'runner died', tonumber(ARGV[5]), KEYS[5], KEYS[6], KEYS[7], ARGV[6], tonumber(ARGV[7]))
-    local inflight_key = ARGV[3] .. job['user_id']
-    if redis.call('GET', inflight_key) == job['id'] then
-      advance_user(inflight_key, ARGV[4] .. job['user_id'], KEYS[4])
+    dead_letter(job, 'runner died', tonumber(ARGV[3]), KEYS[5], KEYS[6], KEYS[7], ARGV[4], tonumber(ARGV[5]))
+    local lane = lanes[lane_of(job)]
+    if redis.call('GET', lane[1]) == job['id'] then
+      advance_lane(lane[1], lane[2], KEYS[4])
     end
     dead = dead + 1
   else

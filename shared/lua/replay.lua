@@ -1,11 +1,15 @@
--- Puts a dead-lettered job back in line with fresh attempts, as an operator asked; the user's
--- order and the one-in-flight rule hold as for a new message.
--- KEYS[1] dead, KEYS[2] optin set, KEYS[3] query, ARGV[1] job id, ARGV[2] inflight key prefix,
--- ARGV[3] pending key prefix, ARGV[4] guild id that the job must belong to ('' = any)
--- Returns queued | pending | not_found | not_opted_in.
+-- Puts a dead-lettered job back in line with fresh attempts, as an operator asked; the lane's order and the
+-- one-in-flight rule hold as for a new message.
+-- KEYS[1] dead, KEYS[2] optin set, KEYS[3] query, KEYS[4] inflight:{lane}, KEYS[5] pending:{lane}
+-- ARGV[1] job id, ARGV[2] guild id that the job must belong to ('' = any), ARGV[3] the job's lane (the caller
+-- read the dead list to know it)
+-- Returns queued | pending | not_found | not_opted_in | stale (the job's lane is not ARGV[3]).
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local job = cjson.decode(raw)
-  if job['id'] == ARGV[1] and (ARGV[4] == '' or job['guild_id'] == ARGV[4]) then
+  if job['id'] == ARGV[1] and (ARGV[2] == '' or job['guild_id'] == ARGV[2]) then
+    if lane_of(job) ~= ARGV[3] then
+      return 'stale'
+    end
     redis.call('LREM', KEYS[1], 1, raw)
     if redis.call('SISMEMBER', KEYS[2], job['user_id']) == 0 then
       return 'not_opted_in'
@@ -13,13 +17,12 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
     job['attempts'] = 0
     job['error'] = nil
     job['failed_at'] = nil
-    local inflight_key = ARGV[2] .. job['user_id']
-    if redis.call('EXISTS', inflight_key) == 0 then
-      redis.call('SET', inflight_key, job['id'])
+    if redis.call('EXISTS', KEYS[4]) == 0 then
+      redis.call('SET', KEYS[4], job['id'])
       redis.call('LPUSH', KEYS[3], cjson.encode(job))
       return 'queued'
     end
-    redis.call('RPUSH', ARGV[3] .. job['user_id'], cjson.encode(job))
+    redis.call('RPUSH', KEYS[5], cjson.encode(job))
     return 'pending'
   end
 end

@@ -1,6 +1,6 @@
 -- Applies a user's edit or deletion to a message that waits for its turn. A message a runner has
 -- already claimed is left alone: its answer is on the way.
--- KEYS[1] inflight:{user}, KEYS[2] pending:{user}, KEYS[3] query
+-- KEYS[1] inflight:{lane}, KEYS[2] pending:{lane}, KEYS[3] query
 -- ARGV[1] job id, ARGV[2] new content, or '' to withdraw the message
 -- Returns revised | withdrawn | started (claimed by a runner, or unknown).
 local function find(list_key)
@@ -21,7 +21,7 @@ for _, list_key in ipairs({KEYS[2], KEYS[3]}) do
     end
     redis.call('LREM', list_key, 1, raw)
     if list_key == KEYS[3] and redis.call('GET', KEYS[1]) == ARGV[1] then
-      advance_user(KEYS[1], KEYS[2], KEYS[3])
+      advance_lane(KEYS[1], KEYS[2], KEYS[3])
     end
     return 'withdrawn'
   end

@@ -117,7 +117,8 @@ class TransformersEngine:
         budget = limit - request.max_new_tokens
         if budget <= 0:
             raise PromptTooLongError(f"max_new_tokens={request.max_new_tokens} leaves no room in {limit} tokens")
-        return build_prompt_ids(self.tokenizer, self.system_prompt, request.history, request.message, budget)
+        system_prompt = self.system_prompt if request.system_prompt is None else request.system_prompt
+        return build_prompt_ids(self.tokenizer, system_prompt, request.history, request.message, budget)
 
     @property
     def unfinished(self) -> int:

@@ -1,14 +1,14 @@
-"""Per-user locks keep each user's messages in arrival order and leave nothing behind."""
+"""Per-lane locks keep each lane's messages in arrival order and leave nothing behind."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bot.user_locks import UserLocks
+from bot.lane_locks import LaneLocks
 
 
 async def test_one_users_tasks_run_in_arrival_order_and_others_are_not_held_up() -> None:
-    locks, order = UserLocks(), []
+    locks, order = LaneLocks(), []
 
     async def handle(user: str, index: int, delay: float) -> None:
         async with locks.hold(user):
@@ -23,7 +23,7 @@ async def test_one_users_tasks_run_in_arrival_order_and_others_are_not_held_up()
 
 
 async def test_entry_is_dropped_even_when_the_holder_raises() -> None:
-    locks = UserLocks()
+    locks = LaneLocks()
 
     async def fail() -> None:
         async with locks.hold("a"):

@@ -1,0 +1,204 @@
+"""Taking a message in: whether it is for the bot, which conversation and lane it belongs to, queueing it and
+acknowledging it; and edits or deletions of messages that still wait."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import discord
+
+from bot import texts
+from bot.lane_locks import LaneLocks
+from bot.outbox import Outbox
+from bot.relevance import MessageFacts, addressed_text, speaker_name
+from shared.consent import ConsentRegistry
+from shared.conversation_ids import private_conversation, shared_conversation
+from shared.job_queue import EnqueueResult, JobQueue
+from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.schemas import Job
+from shared.settings import Settings
+from shared.shared_threads import SharedThreads
+
+log = logging.getLogger(__name__)
+
+RECENT_MESSAGES_KEPT = 10_000
+"""Accepted message ids remembered (in memory only) so that their edits and deletions reach the queue."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a message's exchange is kept (conversation) and where it waits its turn (lane)."""
+
+    conversation: str
+    lane: str
+    shared: bool
+
+    @classmethod
+    def private(cls, message: discord.Message) -> Destination:
+        user = str(message.author.id)
+        return cls(private_conversation(str(message.channel.id), user), user, shared=False)
+
+    @classmethod
+    def thread(cls, thread_id: int) -> Destination:
+        conversation = shared_conversation(str(thread_id))
+        return cls(conversation, conversation, shared=True)
+
+
+def facts_of(message: discord.Message, bot_id: int, *, in_shared_thread: bool = False) -> MessageFacts:
+    referenced = message.reference.resolved if message.reference else None
+    return MessageFacts(
+        content=message.content,
+        bot_id=bot_id,
+        is_dm=isinstance(message.channel, discord.DMChannel),
+        # Not `message.mentions`: a reply to anyone's message lists its author there (the reply ping).
+        mentions_bot=bot_id in message.raw_mentions,
+        replies_to_bot=isinstance(referenced, discord.Message) and referenced.author.id == bot_id,
+        in_shared_thread=in_shared_thread,
+    )
+
+
+def may_be_shared_thread(channel: object, bot_id: int) -> bool:
+    """Whether the channel could be a thread the bot opened: one it knows it owns, or a server channel discord.py
+    has not seen (a thread opened before a restart). Only these cost a Redis read for every message in them."""
+    if isinstance(channel, discord.Thread):
+        return channel.owner_id == bot_id
+    return isinstance(channel, discord.PartialMessageable) and channel.guild_id is not None
+
+
+class MessageIntake:
+    def __init__(
+        self, settings: Settings, queue: JobQueue, consent: ConsentRegistry, threads: SharedThreads, outbox: Outbox
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.consent = consent
+        self.threads = threads
+        self.outbox = outbox
+        self.locks = LaneLocks()
+        self.recent: OrderedDict[int, tuple[str, Destination]] = OrderedDict()
+        self.accepted = 0
+
+    async def consider(self, message: discord.Message, bot_id: int) -> None:
+        """Queues the message if it is an opted-in user's message for the bot; ignores it otherwise."""
+        if not may_be_shared_thread(message.channel, bot_id):
+            question = addressed_text(facts_of(message, bot_id), self.settings.wake_words)
+            if question is not None:
+                destination = Destination.private(message)
+                async with self.locks.hold(destination.lane):
+                    await self.take(message, question, destination, consent_checked=False)
+            return
+        # Every message of a shared thread is for the bot: the thread's lock keeps its speakers in order.
+        async with self.locks.hold(Destination.thread(message.channel.id).lane):
+            await self._consider_in_thread(message, bot_id)
+
+    async def _consider_in_thread(self, message: discord.Message, bot_id: int) -> None:
+        user_id = str(message.author.id)
+        try:
+            opted_in, shared = await self._consent_and_sharing(user_id, message.channel.id)
+        except REDIS_DOWN_ERRORS:
+            if addressed_text(facts_of(message, bot_id, in_shared_thread=True), self.settings.wake_words) is not None:
+                log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
+                await self.outbox.reply(message, texts.BUSY)
+            return
+        if not opted_in:
+            return  # nothing is stored, logged or answered for users who have not opted in
+        question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
+        if question is not None:
+            destination = Destination.thread(message.channel.id) if shared else Destination.private(message)
+            await self.take(message, question, destination, consent_checked=True)
+
+    async def _consent_and_sharing(self, user_id: str, channel_id: int) -> tuple[bool, bool]:
+        opted_in = await self.consent.is_opted_in(user_id)
+        return opted_in, opted_in and await self.threads.is_shared(str(channel_id))
+
+    async def take(
+        self, message: discord.Message, question: str, destination: Destination, *, consent_checked: bool
+    ) -> None:
+        user_id = str(message.author.id)
+        try:
+            if not consent_checked and not await self.consent.is_opted_in(user_id):
+                return  # nothing is stored, logged or answered for users who have not opted in
+            if not question.strip():
+                await self.outbox.reply(message, texts.EMPTY_QUESTION)
+                return
+            truncated = len(question) > self.settings.max_input_chars
+            job = self.job_for(message, question[: self.settings.max_input_chars], destination)
+            result = await self.queue.enqueue(job)
+            if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
+                destination = Destination.private(message)
+                result = await self.queue.enqueue(self.job_for(message, job["content"], destination))
+            log.info("message %s from user %s: %s", message.id, user_id, result.status)
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
+            await self.outbox.reply(message, texts.BUSY)
+            return
+        await self.acknowledge(message, result, destination, truncated)
+
+    def job_for(self, message: discord.Message, question: str, destination: Destination) -> Job:
+        job: Job = {
+            "id": str(message.id),
+            "user_id": str(message.author.id),
+            "channel_id": str(message.channel.id),
+            "guild_id": str(message.guild.id) if message.guild else None,
+            "content": question,
+            "enqueued_at": time.time(),
+            "attempts": 0,
+            "conversation": destination.conversation,
+            "lane": destination.lane,
+        }
+        if destination.shared:
+            job["author_name"] = speaker_name(message.author.display_name, fallback=message.author.name)
+        return job
+
+    async def acknowledge(
+        self, message: discord.Message, result: EnqueueResult, destination: Destination, truncated: bool
+    ) -> None:
+        if result.status == "full":
+            await self.outbox.reply(message, texts.full_text(result.waiting))
+            return
+        if result.status == "lane_full":
+            await self.outbox.reply(message, texts.lane_full_text(result.waiting))
+            return
+        if result.status == "rate_limited":
+            await self.outbox.reply(message, texts.rate_limited_text(result.waiting))
+            return
+        if result.status not in ("queued", "pending"):
+            return
+        self.accepted += 1
+        self.remember(message, destination)
+        if truncated:
+            await self.outbox.reply(message, texts.truncated_text(self.settings.max_input_chars))
+        await self.outbox.react(message, texts.TAKEN_EMOJI if result.status == "queued" else texts.WAITING_EMOJI)
+
+    def remember(self, message: discord.Message, destination: Destination) -> None:
+        self.recent[message.id] = (str(message.author.id), destination)
+        if len(self.recent) > RECENT_MESSAGES_KEPT:
+            self.recent.popitem(last=False)
+
+    async def edited(self, message_id: int, message: discord.Message, bot_id: int) -> None:
+        """An edit changes a message that still waits; one that drops the address withdraws it."""
+        known = self.recent.get(message_id)
+        if known is None:
+            return
+        user_id, destination = known
+        facts = facts_of(message, bot_id, in_shared_thread=destination.shared)
+        question = addressed_text(facts, self.settings.wake_words)
+        await self._revise(
+            user_id, destination, message_id, question[: self.settings.max_input_chars] if question else None
+        )
+
+    async def deleted(self, message_id: int) -> None:
+        known = self.recent.pop(message_id, None)
+        if known is not None:
+            await self._revise(known[0], known[1], message_id, None)
+
+    async def _revise(self, user_id: str, destination: Destination, message_id: int, question: str | None) -> None:
+        try:
+            outcome = await self.queue.revise(destination.lane, str(message_id), question)
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable: edit of message %s not applied", message_id)
+            return
+        log.info("message %s of user %s %s: %s", message_id, user_id, "edited" if question else "withdrawn", outcome)

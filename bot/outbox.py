@@ -1,0 +1,48 @@
+"""The bot process's own requests to Discord, each kind under its budget: its messages wait their turn, its
+reactions are skipped past theirs (a nicety), so that with the updaters' budget all stay under Discord's limit."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from shared.rate_limit import RequestBudget
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    def __init__(self, settings: Settings) -> None:
+        self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
+        self.messages = RequestBudget(settings.bot_replies_per_s)
+
+    async def reply(self, message: discord.Message, text: str) -> None:
+        """A reply that pings nobody; failures are logged, not raised (the bot keeps serving)."""
+        await self.messages.take()
+        try:
+            await message.channel.send(
+                text,
+                reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
+
+    async def send(self, channel: discord.abc.Messageable, text: str) -> None:
+        await self.messages.take()
+        try:
+            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("could not post in a channel: %s %s", exc.status, exc.text)
+
+    async def react(self, message: discord.Message, emoji: str) -> None:
+        if self.reactions is None or not self.reactions.try_take():
+            log.debug("no reaction to message %s: over the reaction budget", message.id)
+            return
+        try:
+            await message.add_reaction(emoji)
+        except discord.HTTPException as exc:
+            # Missing the Add Reactions permission is not worth bothering the user about.
+            log.debug("could not react to message %s: %s", message.id, exc.status)

@@ -1,0 +1,114 @@
+"""Everything the bot says to people, in one place, so that its wording is reviewed and changed together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EMPTY_QUESTION = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s a llama?"'
+
+BUSY = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
+
+ADMINS_ONLY = "Only server administrators can use that command."
+
+
+def wake(wake_words: Sequence[str]) -> str:
+    return wake_words[0].capitalize()
+
+
+def help_text(prefix: str, wake_words: Sequence[str]) -> str:
+    return (
+        "**Hi! I'm a chat bot running a Llama-family model on this server's own hardware.**\n"
+        f"I ignore everyone until they opt in. `{prefix}optin` — let me answer you "
+        "(your messages to me and my answers are stored as your conversation history, per channel).\n"
+        f'Then talk to me by starting a message with "Hey {wake(wake_words)}, …", by @mentioning me, '
+        "by replying to one of my messages, or in a DM. What you say in one channel stays in that channel.\n"
+        f"`{prefix}chat [topic]` — open a thread where everyone who opted in talks with me together, "
+        "no need to say my name.\n"
+        f"`{prefix}forget` — erase our conversations (and your messages in shared threads); you stay opted in.\n"
+        f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
+        f"`{prefix}help` — this message.\n"
+        f"Administrators: `{prefix}stats` (queue figures), `{prefix}dead` (failed messages), "
+        f"`{prefix}replay <id>` (retry a failed message)."
+    )
+
+
+def optin_text(prefix: str, wake_words: Sequence[str], newly: bool) -> str:
+    start = "You're opted in." if newly else "You were already opted in."
+    return (
+        f'{start} Say "Hey {wake(wake_words)}, …", mention me, reply to me or DM me. '
+        f"`{prefix}forget` clears our history; `{prefix}optout` stops me and erases your data."
+    )
+
+
+def optout_text(was_in: bool) -> str:
+    if was_in:
+        return "You're opted out, and everything I stored about you has been erased."
+    return "You weren't opted in, so nothing is stored about you."
+
+
+def forget_text(opted_in: bool, had_history: bool) -> str:
+    if not opted_in:
+        return "You aren't opted in, so I store nothing about you."
+    if had_history:
+        return "Done: I've forgotten our conversations, and your messages in shared threads."
+    return "There was no conversation to forget."
+
+
+def full_text(waiting: int) -> str:
+    return (
+        f"You already have {waiting} messages waiting for an answer. "
+        "Please wait for my replies before sending more; I haven't queued this one."
+    )
+
+
+def lane_full_text(waiting: int) -> str:
+    return (
+        f"{waiting} messages in this thread are already waiting for an answer. "
+        "Please wait for my replies before sending more; I haven't queued this one."
+    )
+
+
+def rate_limited_text(sent: int) -> str:
+    return (
+        f"You're sending messages faster than I can answer ({sent} this minute). "
+        "Please slow down; I haven't queued this one."
+    )
+
+
+def truncated_text(max_chars: int) -> str:
+    return f"Your message is long, so I only read its first {max_chars} characters."
+
+
+# ---- Shared threads (`!chat`) ---------------------------------------------------------------------------------
+
+
+def chat_needs_optin_text(prefix: str) -> str:
+    return f"Opt in first with `{prefix}optin`: I only open threads for people who let me answer them."
+
+
+def chat_where_text(prefix: str) -> str:
+    return f"`{prefix}chat` opens a thread in a server channel: use it in one of the server's text channels."
+
+
+CHAT_NO_PERMISSION = "I can't open a thread here: I need the Create Public Threads permission in this channel."
+
+
+def chat_greeting(prefix: str, starter: str) -> str:
+    return (
+        f"**{starter} opened this thread to talk with me together.** Everyone here who has opted in "
+        f"(`{prefix}optin`) can just write: no need to say my name. I see this thread's conversation and who said "
+        f"what, and I answer messages in the order they come. I ignore people who haven't opted in. "
+        f"`{prefix}forget` erases your messages here (and everywhere else)."
+    )
+
+
+def chat_opened_text(thread_mention: str) -> str:
+    return f"I've opened {thread_mention}: everyone who opted in can talk with me there."
+
+
+# ---- Acknowledgements (reactions) --------------------------------------------------------------------------------
+
+TAKEN_EMOJI = "👀"
+"""Reaction meaning "your message is being answered"."""
+WAITING_EMOJI = "⏳"
+"""Reaction meaning "your message waits for its turn"."""

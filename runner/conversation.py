@@ -1,0 +1,30 @@
+"""What a job's conversation looks like to the model: in a shared thread, every user turn names its speaker and
+the system prompt says it is a group conversation; a private conversation is passed as it is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.conversation_ids import is_shared, job_conversation
+from shared.schemas import Job, Turn
+
+GROUP_CONVERSATION_LINE = (
+    "This is a group conversation in a Discord thread: each user message starts with the speaker's name and a "
+    "colon. Answer the latest message; address people by name when it helps."
+)
+
+
+def labelled(turn: Turn) -> Turn:
+    """A stored turn as the model reads it: "alice: I'd rather go to the mountains"."""
+    name = turn.get("name")
+    content = f"{name}: {turn['content']}" if turn["role"] == "user" and name else turn["content"]
+    return {"role": turn["role"], "content": content}
+
+
+def model_view(job: Job, history: Sequence[Turn], system_prompt: str) -> tuple[str, list[Turn], str]:
+    """(system prompt, history, message) for the job's prompt."""
+    if not is_shared(job_conversation(job)):
+        return system_prompt, [{"role": t["role"], "content": t["content"]} for t in history], job["content"]
+    speaker = job.get("author_name") or "someone"
+    group_prompt = f"{system_prompt}\n\n{GROUP_CONVERSATION_LINE}" if system_prompt else GROUP_CONVERSATION_LINE
+    return group_prompt, [labelled(turn) for turn in history], f"{speaker}: {job['content']}"
