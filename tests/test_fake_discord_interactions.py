@@ -196,7 +196,7 @@ async def test_a_token_works_until_its_ttl(client: CommandClient, fake: FakeDisc
     expired = await client.next_outcome()
 
     assert (expired.status, expired.code) == (401, 50027)
-    assert handle.followups == []
+    assert (handle.followups, handle.refusals) == ([], [50027])
 
 
 async def test_the_original_answer_does_not_exist_before_the_callback(fake: FakeDiscord) -> None:
@@ -218,7 +218,7 @@ async def test_the_original_answer_does_not_exist_before_the_callback(fake: Fake
         await handle.wait_responded(timeout=EVENT_TIMEOUT_SECONDS)
         after = await raw_webhook(fake, "GET", original)
 
-    assert (before[0], before[1]["code"]) == (404, 10008)
+    assert (before[0], before[1]["code"]) == (404, 10008) and handle.refusals == [10008]
     assert after[0] == 200 and after[1]["content"] == "answered"
 
 

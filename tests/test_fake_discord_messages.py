@@ -29,7 +29,7 @@ def accepted_write_times(fake: FakeDiscord) -> list[float]:
     """When each send or edit the fake accepted was answered (time.monotonic())."""
     return [
         at
-        for (method, path, status), at in zip(fake.requests, fake._journal.request_times, strict=True)
+        for (method, path, status), at in zip(fake.requests, fake.request_times, strict=True)
         if method in ("POST", "PATCH") and "/messages" in path and status == 200
     ]
 

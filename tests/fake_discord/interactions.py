@@ -34,7 +34,7 @@ CHAT_INPUT_COMMAND_MESSAGE = 20
 MAX_CHOICES = 25
 
 
-@dataclass
+@dataclass(eq=False)
 class InteractionHandle:
     """One interaction and what the bot did with it, for assertions; its fields fill in as the bot answers.
 
@@ -181,44 +181,42 @@ class CallbackRoute:
     async def _acknowledge(self, request: web.Request, handle: InteractionHandle) -> Payload:
         """Checks the callback as Discord does, records it, and returns the interaction callback response."""
         after_s = handle.age()
+        body, files = await read_body(request)
+        # No await from here until the callback is recorded, so two racing callbacks cannot both pass.
         if handle.callback is not None:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")
         if after_s > self._store.deadline_s:
             raise ApiError(404, 10062, "Unknown interaction")
-        body, files = await read_body(request)
         callback_type, data = body.get("type"), body.get("data") or {}
         autocomplete = handle.type == AUTOCOMPLETE_INTERACTION
         allowed = (AUTOCOMPLETE_RESULT,) if autocomplete else (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE)
         if callback_type not in allowed:
             raise invalid_field("type", "INTERACTION_CALLBACK_TYPE_INVALID", "Invalid interaction callback type")
-        sent_flags = flags = int(data.get("flags") or 0)
+        if len(data.get("choices") or []) > MAX_CHOICES:
+            raise invalid_field("data.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length.")
+        if callback_type == CHANNEL_MESSAGE:
+            check_sendable({**data, "attachments": files})
+        flags = int(data.get("flags") or 0)
+        handle.callback = {
+            "type": callback_type,
+            "content": data.get("content"),
+            "flags": flags,
+            "after_s": after_s,
+            "data": data,
+        }
         resource: Payload = {"type": callback_type}
         if callback_type == AUTOCOMPLETE_RESULT:
-            choices = data.get("choices") or []
-            if len(choices) > MAX_CHOICES:
-                raise invalid_field(
-                    "data.choices", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CHOICES} or fewer in length."
-                )
-            handle.choices = choices
+            handle.choices = data.get("choices") or []
         else:
+            # A deferral's original is an empty "thinking" message, as ephemeral as the deferral asked.
+            shown = data if callback_type == CHANNEL_MESSAGE else {}
+            flags = flags if callback_type == CHANNEL_MESSAGE else (flags & EPHEMERAL_FLAG) | LOADING_FLAG
             attachments = store_files(self._world, request, handle.channel_id, files)
-            if callback_type == CHANNEL_MESSAGE:
-                check_sendable({**data, "attachments": attachments})
-            else:
-                data, flags = {}, (flags & EPHEMERAL_FLAG) | LOADING_FLAG
-            message = interaction_message(self._world, handle, data, attachments, flags=flags, original=True)
+            message = interaction_message(self._world, handle, shown, attachments, flags=flags, original=True)
             handle.original_id = message["id"]
             resource["message"] = message
             if not flags & EPHEMERAL_FLAG:
                 await self._gateway.dispatch_message("MESSAGE_CREATE", message)
-        content = data.get("content")
-        handle.callback = {
-            "type": callback_type,
-            "content": content,
-            "flags": sent_flags,
-            "after_s": after_s,
-            "data": data,
-        }
         return {
             "interaction": {
                 "id": handle.id,

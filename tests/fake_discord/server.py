@@ -27,7 +27,7 @@ SHUTDOWN_SECONDS = 2.0
 
 
 class FakeDiscord(Controls, InteractionApi):
-    """One bot account in one guild with one text channel; users talk, the bot answers through REST.
+    """One bot account in a guild with a text channel (more on request); users talk, the bot answers through REST.
 
     Start it, point discord.py at `api_base` and `gateway_url`, log in with `token`. Users made with
     `add_user` send messages with `send_message`; what the bot does lands in `posted`, `edits`, `deleted`,
@@ -66,6 +66,7 @@ class FakeDiscord(Controls, InteractionApi):
         self.typing: list[str] = self._journal.typing
         self.reactions: list[tuple[str, str, str]] = self._journal.reactions
         self.requests: list[tuple[str, str, int]] = self._journal.requests
+        self.request_times: list[float] = self._journal.request_times
 
     @property
     def address(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -21,6 +22,8 @@ from tests.fake_discord.state import Payload, World
 
 ORIGINAL = "@original"
 
+TokenHandler = Callable[[web.Request, InteractionHandle], Awaitable[web.Response]]
+
 
 class WebhookRoutes:
     """/webhooks/{application_id}/{token}[/messages/{id or @original}] for interaction tokens (no bot auth)."""
@@ -32,20 +35,31 @@ class WebhookRoutes:
         self._store = store
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_post("/webhooks/{application_id}/{token}", self._follow_up)
+        router.add_post("/webhooks/{application_id}/{token}", self._for_token(self._follow_up))
         message = "/webhooks/{application_id}/{token}/messages/{message_id}"
-        router.add_get(message, self._get)
-        router.add_patch(message, self._edit)
-        router.add_delete(message, self._delete)
+        router.add_get(message, self._for_token(self._get))
+        router.add_patch(message, self._for_token(self._edit))
+        router.add_delete(message, self._for_token(self._delete))
 
-    def _interaction(self, request: web.Request) -> InteractionHandle:
-        """The interaction whose token this is; a token past its 15 minutes is refused as Discord does (50027)."""
-        if request.match_info["application_id"] != self._world.bot_id:
-            raise ApiError(404, 10015, "Unknown Webhook")
-        handle = self._store.by_token(request.match_info["token"])
-        if handle is None or handle.age() > self._store.token_ttl_s:
-            raise ApiError(401, 50027, "Invalid Webhook Token")
-        return handle
+    def _for_token(self, handler: TokenHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The route for `handler`, given the interaction whose token is in the path; refusals are journaled."""
+
+        async def route(request: web.Request) -> web.Response:
+            if request.match_info["application_id"] != self._world.bot_id:
+                raise ApiError(404, 10015, "Unknown Webhook")
+            handle = self._store.by_token(request.match_info["token"])
+            if handle is None:
+                raise ApiError(401, 50027, "Invalid Webhook Token")
+            try:
+                if handle.age() > self._store.token_ttl_s:
+                    raise ApiError(401, 50027, "Invalid Webhook Token")
+                return await handler(request, handle)
+            except ApiError as error:
+                handle.refusals.append(error.body["code"])
+                self._journal.notify()
+                raise
+
+        return route
 
     def _own_message(self, request: web.Request, handle: InteractionHandle) -> Payload:
         message_id = request.match_info["message_id"]
@@ -58,12 +72,11 @@ class WebhookRoutes:
             raise unknown_message()
         return message
 
-    async def _get(self, request: web.Request) -> web.Response:
-        return json_response(self._own_message(request, self._interaction(request)))
+    async def _get(self, request: web.Request, handle: InteractionHandle) -> web.Response:
+        return json_response(self._own_message(request, handle))
 
-    async def _follow_up(self, request: web.Request) -> web.Response:
+    async def _follow_up(self, request: web.Request, handle: InteractionHandle) -> web.Response:
         """A follow-up; after a deferral, the first one takes the place of the "thinking" original, as on Discord."""
-        handle = self._interaction(request)
         if handle.callback is None:
             raise ApiError(404, 10015, "Unknown Webhook")
         body, files = await read_body(request)
@@ -86,8 +99,7 @@ class WebhookRoutes:
             return no_content()
         return json_response(message)
 
-    async def _edit(self, request: web.Request) -> web.Response:
-        handle = self._interaction(request)
+    async def _edit(self, request: web.Request, handle: InteractionHandle) -> web.Response:
         message = self._own_message(request, handle)
         body, files = await read_body(request)
         changes = edit_changes(self._world, request, message, body, files)
@@ -95,8 +107,7 @@ class WebhookRoutes:
         self._journal.notify()
         return json_response(edited)
 
-    async def _delete(self, request: web.Request) -> web.Response:
-        handle = self._interaction(request)
+    async def _delete(self, request: web.Request, handle: InteractionHandle) -> web.Response:
         message = self._own_message(request, handle)
         if self._world.ephemeral_messages.pop(message["id"], None) is None:
             await self._gateway.dispatch_message_delete(self._world.delete_message(message["id"]))
