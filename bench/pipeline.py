@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
+from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
@@ -76,6 +77,8 @@ def new_job(user_id: str, index: int) -> Job:
         "content": f"Hey llama, question {index}",
         "enqueued_at": time.time(),
         "attempts": 0,
+        "conversation": private_conversation("900", user_id),
+        "lane": user_id,
     }
 
 

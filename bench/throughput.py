@@ -38,6 +38,7 @@ from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.source import resolve_model  # noqa: E402
+from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, Response, decode_response  # noqa: E402
@@ -199,6 +200,8 @@ class Pipeline:
             "content": QUESTIONS[index % len(QUESTIONS)],
             "enqueued_at": time.time(),
             "attempts": 0,
+            "conversation": private_conversation("900", user),
+            "lane": user,
             "max_new_tokens": NEW_TOKENS,
             "min_new_tokens": NEW_TOKENS,
             "temperature": 0.0,

@@ -119,10 +119,10 @@ class MessageIntake:
     ) -> None:
         user_id = str(message.author.id)
         try:
-            if not consent_checked and not await self.consent.is_opted_in(user_id):
-                return  # nothing is stored, logged or answered for users who have not opted in
             if not question.strip():
-                await self.outbox.reply(message, texts.EMPTY_QUESTION)
+                # The enqueue script checks consent itself; only the hint needs it asked first.
+                if consent_checked or await self.consent.is_opted_in(user_id):
+                    await self.outbox.reply(message, texts.EMPTY_QUESTION)
                 return
             truncated = len(question) > self.settings.max_input_chars
             job = self.job_for(message, question[: self.settings.max_input_chars], destination)
@@ -130,6 +130,8 @@ class MessageIntake:
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
                 result = await self.queue.enqueue(self.job_for(message, job["content"], destination))
+            if result.status == "not_opted_in":
+                return  # nothing is stored, logged or answered for users who have not opted in
             log.info("message %s from user %s: %s", message.id, user_id, result.status)
         except REDIS_DOWN_ERRORS:
             log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)

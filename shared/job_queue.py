@@ -140,13 +140,10 @@ class JobQueue:
         return list(zip(claimed, await self.histories([c.job for c in claimed]), strict=True))
 
     async def histories(self, jobs: Sequence[Job]) -> list[list[Turn]]:
-        """Each job's conversation history, in one round trip."""
+        """Each job's conversation history, with one command."""
         if not jobs:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for job in jobs:
-                pipe.hget(self._keys.history(job_conversation(job)), "turns")
-            found = await pipe.execute()
+        found = await self._redis.mget([self._keys.history(job_conversation(job)) for job in jobs])
         return [_turns(raw) for raw in found]
 
     async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
@@ -240,7 +237,7 @@ class JobQueue:
         return int(
             await self._scripts.release(
                 keys=[k.processing(runner_id), k.query, k.heartbeat("runner", runner_id), k.workers("runner")],
-                args=[runner_id],
+                args=[runner_id, "0"],
             )
         )
 
@@ -249,7 +246,7 @@ class JobQueue:
         return list(await self._redis.lrange(self._keys.processing(runner_id), 0, -1))
 
     async def history(self, conversation: str) -> list[Turn]:
-        return _turns(await self._redis.hget(self._keys.history(conversation), "turns"))
+        return _turns(await self._redis.get(self._keys.history(conversation)))
 
 
 def exchange(job: Job, question: str, answer: str) -> tuple[Turn, Turn]:

@@ -47,7 +47,7 @@ class Keys:
     # Conversations and lanes (ids from shared/conversation_ids.py). A private conversation's id ends with its
     # user's id, and so does the lane of a user's private messages: both are named after the user.
     def history(self, conversation: str) -> str:
-        """A conversation's turns (hash: turns JSON, updated_at)."""
+        """A conversation's turns, as one JSON string (so that a runner reads a batch's histories with one MGET)."""
         return f"{self.prefix}history:{conversation}"
 
     def inflight(self, lane: str) -> str:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Response, decode_response
-from shared.scripts import Scripts
+from shared.scripts import Scripts, command_then_script
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,25 @@ class ResponseQueue:
     async def claim_with_state(
         self, updater_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
     ) -> tuple[ClaimedResponse, PostingState] | None:
-        """claim(), then the response's posting_state() (its keys depend on what was claimed)."""
-        claimed = await self.claim(updater_id, timeout_s)
-        if claimed is None:
+        """claim() and the response's posting state, in one round trip for a response nobody claimed before.
+
+        The claim and a script reading the claimed head's consent go pipelined; the posted record (a key named
+        after the job, which no script may read undeclared) is only read for a response given back by an updater,
+        since until then no part of it can have been posted.
+        """
+        k = self._keys
+        raw, (head, opted_in) = await command_then_script(
+            self._redis,
+            ("BLMOVE", k.response, k.posting(updater_id), "RIGHT", "LEFT", timeout_s),
+            self._scripts.claimed_head,
+            ([k.posting(updater_id), k.optin], []),
+        )
+        if raw is None:
             return None
-        return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
+        claimed = ClaimedResponse(raw=raw, response=decode_response(raw))
+        if head != raw or claimed.response.get("reclaimed"):
+            return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
+        return claimed, PostingState(opted_in=bool(opted_in), posted={})
 
     async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
         await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
@@ -83,6 +97,6 @@ class ResponseQueue:
         return int(
             await self._scripts.release(
                 keys=[k.posting(updater_id), k.response, k.heartbeat("updater", updater_id), k.workers("updater")],
-                args=[updater_id],
+                args=[updater_id, "1"],
             )
         )

@@ -57,6 +57,8 @@ class Response(TypedDict):
     content: str
     enqueued_at: float
     completed_at: float
+    reclaimed: NotRequired[bool]
+    """Set when an updater gave it back or died holding it: parts of it may be on Discord already."""
 
 
 _JOB_FIELDS: dict[str, type] = {"id": str, "user_id": str, "channel_id": str, "content": str, "attempts": int}

@@ -24,6 +24,7 @@ _SCRIPT_NAMES = (
     "replay",
     "claim_waiting",
     "open_thread",
+    "claimed_head",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
@@ -52,6 +53,7 @@ class Scripts:
     replay: AsyncScript
     claim_waiting: AsyncScript
     open_thread: AsyncScript
+    claimed_head: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -132,19 +132,28 @@ async def test_claim_with_state_reads_the_posting_state_with_the_claim(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     responses = ResponseQueue(redis, keys)
-    jobs = [make_job(user_id="1"), make_job(user_id="2")]
+    jobs = [make_job(user_id="1"), make_job(user_id="2"), make_job(user_id="3")]
     await enqueue_opted_in(redis, keys, queue, jobs)
-    assert await queue.complete_many("r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", 2)])
+    assert await queue.complete_many("r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", 3)])
+    # An updater claims two, posts the first part of the first, and dies: both go back, marked reclaimed.
+    for _ in range(2):
+        assert await responses.claim("u0", timeout_s=0.1) is not None
     await responses.record_posted(jobs[0]["id"], 0, "5000")
-    await redis.srem(keys.optin, "2")
+    assert await responses.reap("u0") == 2
+    await redis.srem(keys.optin, "2", "3")
     await redis.script_flush()  # the first claim also has to load the script again
-    first = await responses.claim_with_state("u1", timeout_s=0.1)
-    second = await responses.claim_with_state("u1", timeout_s=0.1)
-    assert first is not None and second is not None
-    assert (first[0].response["job_id"], first[1].opted_in, first[1].posted) == (jobs[0]["id"], True, {0: "5000"})
-    assert (second[0].response["job_id"], second[1].opted_in, second[1].posted) == (jobs[1]["id"], False, {})
+    claims = [await responses.claim_with_state("u1", timeout_s=0.1) for _ in range(3)]
+    assert all(claim is not None for claim in claims)
+    seen = [(c.response["job_id"], c.response.get("reclaimed"), s.opted_in, s.posted) for c, s in claims]  # type: ignore[misc]
+    assert seen == [
+        (jobs[0]["id"], True, True, {0: "5000"}),
+        (jobs[1]["id"], True, False, {}),
+        (jobs[2]["id"], None, False, {}),  # never claimed before: nothing of it can be posted
+    ]
     assert await responses.claim_with_state("u1", timeout_s=0.1) is None
-    assert await redis.llen(keys.posting("u1")) == 2
+    assert await redis.llen(keys.posting("u1")) == 3
+    assert await responses.release("u1") == 3
+    assert all(decode_response(raw).get("reclaimed") for raw in await redis.lrange(keys.response, 0, -1))
 
 
 async def test_runner_batches_what_waits_and_answers_it_in_one_go(

@@ -74,7 +74,7 @@ async def test_opted_in_user_gets_a_reply_to_their_message(deployment: Deploymen
     assert request["nonce"] == f"{question['id']}-0" and request.get("enforce_nonce") is True
     assert reply["content"].strip()
     assert (question["channel_id"], question["id"], "👀") in fake.reactions
-    history = await deployment.redis.hget(history_key(alice["id"], deployment.fake.channel_id), "turns")
+    history = await deployment.redis.get(history_key(alice["id"], deployment.fake.channel_id))
     assert history is not None and "what are the train lines in Boston?" in history
 
 
@@ -113,7 +113,7 @@ async def test_chatter_that_is_not_addressed_to_the_bot_is_ignored(deployment: D
     await deployment.ask(dave, "Hey Llama, hi")
     await asyncio.sleep(0.3)
     assert replies_to(fake, chatter["id"]) == []
-    turns = await deployment.redis.hget(history_key(dave["id"], deployment.fake.channel_id), "turns")
+    turns = await deployment.redis.get(history_key(dave["id"], deployment.fake.channel_id))
     assert turns is not None and "zoo" not in turns
 
 
@@ -139,7 +139,7 @@ async def test_forget_erases_history_and_keeps_the_user_opted_in(deployment: Dep
     assert "forgotten" in confirmation["content"]
     assert not await deployment.redis.exists(history_key(grace["id"], deployment.fake.channel_id))
     await deployment.ask(grace, "Hey Llama, what is my name?")
-    turns = await deployment.redis.hget(history_key(grace["id"], deployment.fake.channel_id), "turns")
+    turns = await deployment.redis.get(history_key(grace["id"], deployment.fake.channel_id))
     assert turns is not None and "Grace" not in turns and "what is my name?" in turns
 
 
@@ -153,7 +153,7 @@ async def test_two_users_histories_never_mix(deployment: Deployment) -> None:
     for message in sent:
         await wait_reply(fake, message["id"])
     for user, other in ((heidi, "ivan"), (ivan, "heidi")):
-        turns = await deployment.redis.hget(history_key(user["id"], deployment.fake.channel_id), "turns")
+        turns = await deployment.redis.get(history_key(user["id"], deployment.fake.channel_id))
         assert turns is not None
         assert f"{user['username']}-question-0" in turns and f"{user['username']}-question-1" in turns
         assert other not in turns

@@ -83,9 +83,7 @@ async def test_processes_wait_for_redis_then_survive_its_restart_losing_nothing(
         # Heartbeats expired during the outage, so runners may have reaped each other's jobs in hand when it
         # ended: completion must still have happened once per job, which the history shows.
         for user in users:
-            turns = json.loads(
-                await cluster.redis.hget(history_key(user["id"], cluster.fake.channel_id), "turns") or "[]"
-            )
+            turns = json.loads(await cluster.redis.get(history_key(user["id"], cluster.fake.channel_id)) or "[]")
             asked = sorted(t["content"] for t in turns if t["role"] == "user" and t["content"].startswith("before"))
             assert asked == sorted(f"before {n} {user['username']}" for n in range(3))
         assert_alive(cluster)

@@ -24,7 +24,7 @@ JOB_TIME = "echo:0.25"
 
 
 async def history_questions(cluster: Cluster, user_id: str) -> list[str]:
-    raw = await cluster.redis.hget(history_key(user_id, cluster.fake.channel_id), "turns")
+    raw = await cluster.redis.get(history_key(user_id, cluster.fake.channel_id))
     return [turn["content"] for turn in json.loads(raw or "[]") if turn["role"] == "user"]
 
 
@@ -97,3 +97,33 @@ async def test_a_stalled_runner_whose_job_was_taken_back_drops_its_late_answer(
         cluster.assert_each_answered_once([message["id"]])
         assert await history_questions(cluster, user["id"]) == ["are you awake?"], "the job was completed twice"
         assert taken_back in stalled.log()
+
+
+async def test_a_runner_killed_while_answering_in_a_shared_thread_loses_nothing_and_keeps_the_order(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    async with running_cluster(redis_server, tmp_path, model="echo:0.5", runners=2) as cluster:
+        fake = cluster.fake
+        alice, bob = await cluster.opt_in(["alice", "bob"])
+        command = await fake.send_message(alice, "!chat kill test")
+        await fake.wait_for_posts(1, channel_id=command["id"])  # the greeting: the thread is registered
+        thread_id = command["id"]
+        sent = [
+            await fake.send_message(user, f"thread message {n}", channel_id=thread_id)
+            for n, user in enumerate((alice, bob, alice))
+        ]
+        first = sent[0]["id"]
+        victim = await cluster.wait_for_any_log(cluster.alive("runner"), f"job {first} of user {alice['id']} claimed")
+        cluster.kill(victim)
+        await cluster.wait_answered([m["id"] for m in sent], timeout=30)
+        await cluster.wait_drained(timeout=10)
+        await asyncio.sleep(0.5)  # room for a late duplicate, were there one
+
+        cluster.assert_each_answered_once([m["id"] for m in sent])
+        replies = [replies_to(fake, m["id"])[0] for m in sent]
+        speakers = ("alice", "bob", "alice")
+        assert [r["content"] for r in replies] == [f"echo: {speakers[n]}: thread message {n}" for n in range(3)]
+        assert [int(r["id"]) for r in replies] == sorted(int(r["id"]) for r in replies), "answered out of order"
+        turns = json.loads(await cluster.redis.get(KEYS.history(f"thread:{thread_id}")) or "[]")
+        asked = [(turn["name"], turn["content"]) for turn in turns if turn["role"] == "user"]
+        assert asked == [("alice", "thread message 0"), ("bob", "thread message 1"), ("alice", "thread message 2")]

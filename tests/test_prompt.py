@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from runner.conversation import GROUP_CONVERSATION_LINE, model_view
 from runner.engines.transformers.prompt import build_prompt_ids
 from runner.errors import PromptTooLongError
-from shared.schemas import Turn
+from shared.schemas import Job, Turn
 
 SYSTEM = "You are a test bot."
 
@@ -114,3 +115,62 @@ def test_a_template_without_system_role_gets_the_system_prompt_in_the_first_user
     text = tokenizer.decode(build_prompt_ids(tokenizer, SYSTEM, HISTORY[4:], "hello", 10_000))
     assert text.startswith(f"<|im_start|>user\n{SYSTEM}\n\nthird question about Paris<|im_end|>")
     assert text.endswith("<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n")
+
+
+SHARED_HISTORY: list[Turn] = [
+    {"role": "user", "content": "I'd rather go to the mountains", "user_id": "1", "name": "alice"},
+    {"role": "assistant", "content": "Mountains it is.", "user_id": "1"},
+    {"role": "user", "content": "I prefer the sea", "user_id": "2", "name": "bob"},
+    {"role": "assistant", "content": "The sea, then?", "user_id": "2"},
+]
+
+
+def shared_job(content: str, author: str) -> Job:
+    return {
+        "id": "9",
+        "user_id": "1",
+        "channel_id": "77",
+        "guild_id": "5",
+        "content": content,
+        "enqueued_at": 0.0,
+        "attempts": 0,
+        "conversation": "thread:77",
+        "lane": "thread:77",
+        "author_name": author,
+    }
+
+
+def test_a_shared_threads_prompt_names_every_speaker_and_says_it_is_a_group(tokenizer: PreTrainedTokenizerBase) -> None:
+    system, history, message = model_view(shared_job("so, which?", "alice"), SHARED_HISTORY, SYSTEM)
+    assert system == f"{SYSTEM}\n\n{GROUP_CONVERSATION_LINE}"
+    assert message == "alice: so, which?"
+    assert [t["content"] for t in history] == [
+        "alice: I'd rather go to the mountains",
+        "Mountains it is.",
+        "bob: I prefer the sea",
+        "The sea, then?",
+    ]
+    assert all(set(t) == {"role", "content"} for t in history), "ids never reach the template"
+    text = tokenizer.decode(build_prompt_ids(tokenizer, system, history, message, 10_000))
+    assert "<|im_start|>user\nbob: I prefer the sea<|im_end|>" in text
+    assert text.endswith("<|im_start|>user\nalice: so, which?<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_private_conversations_prompt_is_the_stored_turns_unchanged() -> None:
+    job = shared_job("hello", "alice")
+    job["conversation"], job["lane"] = "channel:77:user:1", "1"
+    system, history, message = model_view(job, HISTORY, SYSTEM)
+    assert (system, history, message) == (SYSTEM, HISTORY, "hello")
+
+
+def test_a_long_shared_thread_is_trimmed_oldest_exchange_first_keeping_names(
+    tokenizer: PreTrainedTokenizerBase,
+) -> None:
+    system, history, message = model_view(shared_job("and now?", "carol"), SHARED_HISTORY * 20, SYSTEM)
+    everything = len(build_prompt_ids(tokenizer, system, history, message, 100_000))
+    ids = build_prompt_ids(tokenizer, system, history, message, everything - 40)
+    text = tokenizer.decode(ids)
+    assert len(ids) <= everything - 40
+    kept = text.split("<|im_start|>user\n")[1:]
+    assert kept[0].startswith(("alice: ", "bob: ")), "a cut never starts inside an exchange or loses the name"
+    assert text.endswith("carol: and now?<|im_end|>\n<|im_start|>assistant\n")

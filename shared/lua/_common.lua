@@ -48,7 +48,7 @@ end
 -- Removes a user's turns from a shared conversation's history: theirs, and the answers to them (assistant turns
 -- carry the user they answer). Returns how many turns went.
 local function erase_turns_of(history_key, user_id)
-  local raw = redis.call('HGET', history_key, 'turns')
+  local raw = redis.call('GET', history_key)
   if not raw then return 0 end
   local kept, removed = {}, 0
   for _, turn in ipairs(cjson.decode(raw)) do
@@ -58,7 +58,7 @@ local function erase_turns_of(history_key, user_id)
     if #kept == 0 then
       redis.call('DEL', history_key)
     else
-      redis.call('HSET', history_key, 'turns', cjson.encode(kept))
+      redis.call('SET', history_key, cjson.encode(kept), 'KEEPTTL')
     end
   end
   return removed
@@ -81,4 +81,13 @@ local function declared_conversations(first_key, first_arg, shared_prefix)
     by_id[id] = conversation
   end
   return list, by_id
+end
+
+-- A response an updater held and gave back (or lost with the updater): some of its parts may be on Discord, so
+-- whoever claims it next reads its posted:{job} record first. A payload that is not JSON goes back unchanged.
+local function mark_reclaimed(raw)
+  local ok, item = pcall(cjson.decode, raw)
+  if not ok or type(item) ~= 'table' then return raw end
+  item['reclaimed'] = true
+  return cjson.encode(item)
 end

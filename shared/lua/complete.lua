@@ -15,7 +15,7 @@ if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
   redis.call('LPUSH', KEYS[5], ARGV[4])
   local max_turns = tonumber(ARGV[7])
   if max_turns >= 2 then
-    local raw = redis.call('HGET', KEYS[6], 'turns')
+    local raw = redis.call('GET', KEYS[6])
     local turns = {}
     if raw then turns = cjson.decode(raw) end
     turns[#turns + 1] = cjson.decode(ARGV[5])
@@ -25,9 +25,12 @@ if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
     while #turns - keep_from + 1 > max_turns do keep_from = keep_from + 2 end
     local kept = {}
     for i = keep_from, #turns do kept[#kept + 1] = turns[i] end
-    redis.call('HSET', KEYS[6], 'turns', cjson.encode(kept), 'updated_at', ARGV[9])
     local ttl = tonumber(ARGV[8])
-    expire_or_persist(KEYS[6], ttl)
+    if ttl > 0 then
+      redis.call('SET', KEYS[6], cjson.encode(kept), 'EX', ttl)
+    else
+      redis.call('SET', KEYS[6], cjson.encode(kept))
+    end
     redis.call('SADD', KEYS[8], ARGV[10])
     expire_or_persist(KEYS[8], ttl)
   end

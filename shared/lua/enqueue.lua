@@ -32,22 +32,22 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('LPUSH', KEYS[4], ARGV[3])
   status = 'queued'
 else
-  local queued = redis.call('LRANGE', KEYS[3], 0, -1)
-  local mine = #queued
+  local queued = redis.call('LLEN', KEYS[3])
+  local mine = queued
   if shared then
-    mine = 0
-    for _, raw in ipairs(queued) do
-      if cjson.decode(raw)['user_id'] == ARGV[1] then mine = mine + 1 end
+    if queued >= tonumber(ARGV[9]) then
+      return {'lane_full', queued}
     end
-    if #queued >= tonumber(ARGV[9]) then
-      return {'lane_full', #queued}
+    mine = 0
+    for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+      if cjson.decode(raw)['user_id'] == ARGV[1] then mine = mine + 1 end
     end
   end
   if mine >= tonumber(ARGV[5]) then
     return {'full', mine}
   end
   redis.call('RPUSH', KEYS[3], ARGV[3])
-  waiting = #queued + 1
+  waiting = queued + 1
   status = 'pending'
 end
 -- A fixed one-minute window, started by the first accepted message.

@@ -1,6 +1,6 @@
 -- Returns the responses of an updater whose heartbeat has expired to the head of the response
--- list. Posting is de-duplicated by the posted:{job} record, so a response posted just before
--- the updater died is not posted again.
+-- list, marked `reclaimed`: the next updater reads their posted:{job} record, so a part posted just
+-- before the updater died is not posted again.
 -- KEYS[1] heartbeat of the updater, KEYS[2] posting:{updater}, KEYS[3] updaters set, KEYS[4] response
 -- ARGV[1] updater id
 -- Returns -1 when the updater is alive, else the number of responses returned.
@@ -8,7 +8,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return -1
 end
 local moved = 0
-while redis.call('LMOVE', KEYS[2], KEYS[4], 'RIGHT', 'RIGHT') do
+while true do
+  local raw = redis.call('LPOP', KEYS[2])  -- newest first: the oldest ends up claimed first
+  if not raw then break end
+  redis.call('RPUSH', KEYS[4], mark_reclaimed(raw))
   moved = moved + 1
 end
 redis.call('SREM', KEYS[3], ARGV[1])
