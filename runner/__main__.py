@@ -30,8 +30,12 @@ def load_and_check(settings: Settings) -> Engine:
     started = time.perf_counter()
     try:
         engine = load_engine(settings)
+    except ModelLoadError as exc:
+        raise FatalStartupError(str(exc)) from None
+    try:
         report = run_diagnostic(engine, load_s=time.perf_counter() - started)
-    except (ModelLoadError, DiagnosticError) as exc:
+    except DiagnosticError as exc:
+        engine.close()
         raise FatalStartupError(str(exc)) from None
     log.info(
         "diagnostic passed: %s load_s=%.1f new_tokens=%d tokens_per_s=%.1f",
@@ -54,6 +58,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         await Runner(settings, engine, redis, worker_id).run(stop)
     finally:
         await redis.aclose()
+        await asyncio.to_thread(engine.close)
 
 
 def prepare_builtin() -> int:

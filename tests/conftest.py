@@ -1,3 +1,3 @@
 """Registers the suite's fixture plugins."""
 
-pytest_plugins = ["tests.redis_fixtures", "tests.fake_discord.plugin", "tests.tiny_model"]
+pytest_plugins = ["tests.redis_fixtures", "tests.fake_discord.plugin", "tests.tiny_model", "tests.openai_server"]

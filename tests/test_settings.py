@@ -23,7 +23,8 @@ def test_defaults() -> None:
 
 def test_declared_defaults_are_what_an_empty_environment_gives() -> None:
     assert Settings() == Settings.from_env({}, env_file=None)
-    assert {spec.env for spec in declared_settings() if spec.secret} == {"DISCORD_TOKEN", "HF_TOKEN", "REDIS_PASSWORD"}
+    secrets = {spec.env for spec in declared_settings() if spec.secret}
+    assert secrets == {"DISCORD_TOKEN", "HF_TOKEN", "OPENAI_API_KEY", "REDIS_PASSWORD"}
 
 
 def test_used_by_reads_as_the_readme_writes_it() -> None:
@@ -72,14 +73,19 @@ def test_a_bad_redis_url_error_does_not_show_the_url_or_its_password() -> None:
 
 def test_repr_hides_every_secret() -> None:
     s = Settings.from_env(
-        {"DISCORD_TOKEN": TOKEN, "HF_TOKEN": "hf_abcdefghijklmnop", "REDIS_URL": "redis://:hunter22@redis:6379/0"},
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "HF_TOKEN": "hf_abcdefghijklmnop",
+            "OPENAI_API_KEY": "sk-openai-0123456789",
+            "REDIS_URL": "redis://:hunter22@redis:6379/0",
+        },
         env_file=None,
     )
-    shown = repr(s) + str(s.discord_token) + s.redis_url_for_logs + repr(s.hf_token)
-    for secret in (TOKEN, "hf_abcdefghijklmnop", "hunter22"):
+    shown = repr(s) + str(s.discord_token) + s.redis_url_for_logs + repr(s.hf_token) + repr(s.openai_api_key)
+    for secret in (TOKEN, "hf_abcdefghijklmnop", "sk-openai-0123456789", "hunter22"):
         assert secret not in shown
     assert s.discord_token.reveal() == TOKEN
-    assert sorted(s.secrets()) == sorted([TOKEN, "hf_abcdefghijklmnop", "hunter22"])
+    assert sorted(s.secrets()) == sorted([TOKEN, "hf_abcdefghijklmnop", "sk-openai-0123456789", "hunter22"])
 
 
 @pytest.mark.parametrize("process", ["bot", "updater"])
