@@ -12,6 +12,9 @@ Every request is one of the Discord questions in bench/questions.json and genera
 (d) engine: the runner's own engine, in this process, given the same C prompts at once (no Redis).
 (a) to (d) are each the best of ROUNDS runs, alternated (the machine's speed drifts by ~10%). The last line
 is the summary at C=16: speedup = b/a, efficiency = b/c, speedup_over_seed = b / the seed's configuration.
+
+`--engine openai --base-url URL --model ID` measures a runner in front of an OpenAI-compatible server instead
+(bench/remote_throughput.py).
 """
 
 from __future__ import annotations
@@ -262,4 +265,22 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK_CONCURRENCY} users, fewer sequential runs")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--engine",
+        choices=("builtin", "openai"),
+        default="builtin",
+        help="openai: a runner in front of the OpenAI-compatible server at --base-url (bench/remote_throughput.py)",
+    )
+    parser.add_argument("--base-url", help="with --engine openai: the server's /v1 URL")
+    parser.add_argument("--model", help="with --engine openai: the model id the server knows")
+    parser.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", ""), help="default: $OPENAI_API_KEY")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="with --engine openai: rounds of each way")
+    args = parser.parse_args()
+    if args.engine == "openai":
+        if not args.base_url or not args.model:
+            parser.error("--engine openai needs --base-url and --model")
+        import remote_throughput
+
+        asyncio.run(remote_throughput.main(args.base_url, args.model, args.api_key, args.rounds))
+    else:
+        asyncio.run(main(args.quick))
