@@ -57,23 +57,26 @@ def served_engine(openai_server: ServedModel) -> Iterator[OpenAIEngine]:
 # ---- against transformers serve ----------------------------------------------------------------------
 
 
-def test_an_answer_streams_in_and_is_the_servers_answer(
-    served_engine: OpenAIEngine, openai_server: ServedModel
-) -> None:
-    req = request("job", "What is the capital of France?", HISTORY, max_new_tokens=200)
-    served_engine.add([req])
+def test_answers_stream_in_and_are_the_servers_answers(served_engine: OpenAIEngine, openai_server: ServedModel) -> None:
+    # The first prompt's greedy answer runs to ~230 tokens before the end of sequence: long enough to watch.
+    long = request("long", "The cat likes three apples.", max_new_tokens=300)
+    with_history = request("with-history", "What is the capital of France?", HISTORY, max_new_tokens=100)
+    served_engine.add([long, with_history])
     partials: list[str] = []
     results: list[GenerationResult] = []
     while served_engine.unfinished:
         results += served_engine.step()
-        partials += [text for job_id, text in served_engine.partial_texts().items() if job_id == "job"]
-    [result] = results
-    text, tokens = asked_directly(openai_server, req)
-    assert result.error is None and result.text == text
-    assert result.new_tokens == tokens and result.prompt_tokens > 0
+        partials += [text for job_id, text in served_engine.partial_texts().items() if job_id == "long"]
     assert served_engine.partial_texts() == {}
-    assert len(set(partials)) >= 3, f"the answer should arrive in pieces, saw {len(set(partials))}"
-    assert all(text.startswith(partial) for partial in partials)
+    for req in (long, with_history):
+        [result] = [r for r in results if r.job_id == req.job_id]
+        text, tokens = asked_directly(openai_server, req)
+        assert result.error is None and result.text == text
+        assert result.new_tokens == tokens and result.prompt_tokens > 0
+    [long_text] = [r.text for r in results if r.job_id == "long"]
+    assert long_text is not None
+    assert len(set(partials)) >= 5, f"the answer should arrive in pieces, saw {len(set(partials))}"
+    assert all(long_text.startswith(partial) for partial in partials)
     assert [len(p) for p in partials] == sorted(len(p) for p in partials)
 
 
