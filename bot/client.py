@@ -20,6 +20,7 @@ from shared.queue_inspection import QueueInspection
 from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
 from shared.settings import Settings
 from shared.shared_threads import SharedThreads, drop_legacy_histories
+from shared.waiting_status import WaitingStatusReader
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class LlamaBot(discord.Client):
         self.consent = ConsentRegistry(self.redis, self.keys)
         self.inspection = QueueInspection(self.redis, self.keys)
         self.threads = SharedThreads(self.redis, self.keys, settings.history_ttl_s)
+        self.waiting = WaitingStatusReader(self.redis, self.keys)
         self.outbox = Outbox(settings)
         queue = JobQueue(self.redis, self.keys, settings)
         self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox)
@@ -81,6 +83,8 @@ class LlamaBot(discord.Client):
             elif command is Command.FORGET:
                 opted_in = await self.consent.is_opted_in(user_id)
                 text = texts.forget_text(opted_in, opted_in and await self.consent.forget(user_id))
+            elif command is Command.STATUS:
+                text = texts.status_text(await self.waiting.status_of(user_id))
             elif command is Command.CHAT:
                 text = await open_chat(
                     message,

@@ -11,6 +11,7 @@ class Command(Enum):
     FORGET = "forget"
     HELP = "help"
     CHAT = "chat"
+    STATUS = "status"
     # Operator commands: server administrators and ADMIN_USER_IDS only.
     STATS = "stats"
     DEAD = "dead"

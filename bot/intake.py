@@ -17,6 +17,7 @@ from bot.relevance import MessageFacts, addressed_text, speaker_name
 from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.job_queue import EnqueueResult, JobQueue
+from shared.reactions import WAITING_EMOJI
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import Job
 from shared.settings import Settings
@@ -173,7 +174,7 @@ class MessageIntake:
         self.remember(message, destination)
         if truncated:
             await self.outbox.reply(message, texts.truncated_text(self.settings.max_input_chars))
-        await self.outbox.react(message, texts.TAKEN_EMOJI if result.status == "queued" else texts.WAITING_EMOJI)
+        await self.outbox.react(message, WAITING_EMOJI)  # an updater swaps it for 👀 once a runner starts on it
 
     def remember(self, message: discord.Message, destination: Destination) -> None:
         self.recent[message.id] = (str(message.author.id), destination)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.waiting_status import WaitingStatus
+
 EMPTY_QUESTION = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s a llama?"'
 
 BUSY = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
@@ -24,6 +26,7 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         "by replying to one of my messages, or in a DM. What you say in one channel stays in that channel.\n"
         f"`{prefix}chat [topic]` — open a thread where everyone who opted in talks with me together, "
         "no need to say my name.\n"
+        f"`{prefix}status` — where your waiting messages stand.\n"
         f"`{prefix}forget` — erase our conversations (and your messages in shared threads); you stay opted in.\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
         f"`{prefix}help` — this message.\n"
@@ -52,6 +55,46 @@ def forget_text(opted_in: bool, had_history: bool) -> str:
     if had_history:
         return "Done: I've forgotten our conversations, and your messages in shared threads."
     return "There was no conversation to forget."
+
+
+def status_text(status: WaitingStatus) -> str:
+    """`!status`: where each of the user's waiting messages stands, and a rough wait at the recent pace."""
+    if not status.lanes:
+        return "Nothing of yours is waiting: I've answered everything you sent me."
+    pace = status.answered_last_minute
+    lines = []
+    for lane in status.lanes:
+        where = "In a shared thread" if lane.shared else "Your messages"
+        if lane.answering and not lane.before_mine and lane.mine_waiting == 0:
+            lines.append(f"{where}: I'm writing my answer now.")
+            continue
+        parts = []
+        if lane.answering:
+            parts.append("I'm answering one now")
+        elif lane.ahead_in_queue:
+            parts.append(f"{plural(lane.ahead_in_queue, 'message')} of others are ahead in the queue")
+        else:
+            parts.append("next in the queue")
+        if lane.before_mine:
+            parts.append(f"{plural(lane.before_mine, 'earlier message')} of the thread go first")
+        if lane.mine_waiting:
+            parts.append(f"{plural(lane.mine_waiting, 'message')} of yours waiting, answered in order")
+        wait = status.rough_wait_s(lane)
+        guess = f" (roughly {_duration(wait)} at the recent pace)" if wait is not None else ""
+        lines.append(f"{where}: {'; '.join(parts)}{guess}.")
+    if not pace:
+        lines.append("No answers in the last minute to estimate a wait from.")
+    return "\n".join(lines)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(5, round(seconds / 5) * 5)} seconds"
+    return f"{round(seconds / 60)} minutes"
 
 
 def full_text(waiting: int) -> str:
@@ -104,11 +147,3 @@ def chat_greeting(prefix: str, starter: str) -> str:
 
 def chat_opened_text(thread_mention: str) -> str:
     return f"I've opened {thread_mention}: everyone who opted in can talk with me there."
-
-
-# ---- Acknowledgements (reactions) --------------------------------------------------------------------------------
-
-TAKEN_EMOJI = "👀"
-"""Reaction meaning "your message is being answered"."""
-WAITING_EMOJI = "⏳"
-"""Reaction meaning "your message waits for its turn"."""

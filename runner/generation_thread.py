@@ -10,8 +10,9 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 
@@ -27,8 +28,20 @@ _Resolved = list[tuple["asyncio.Future[GenerationResult]", GenerationResult]]
 class GenerationThread:
     """The one thread that steps the engine; `submit` and `stop` are called from the event loop."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        stream_interval_s: float = 0.0,
+        on_partials: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
         self.engine = engine
+        self.stream_interval_s = stream_interval_s
+        self._on_partials = on_partials
+        """Called in the event loop with the partial texts that changed since the last call (job id -> text)."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._partials_sent: dict[str, str] = {}
+        self._partials_at = 0.0
         self._inbox: queue.SimpleQueue[list[tuple[GenerationRequest, _Waiter]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="generation", daemon=True)
         self._crash: Exception | None = None
@@ -36,6 +49,7 @@ class GenerationThread:
         """Makes "not crashed, so queue it" one step, so no request slips in after the crash drained the inbox."""
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._thread.start()
 
     def submit(self, requests: Sequence[GenerationRequest]) -> list[asyncio.Future[GenerationResult]]:
@@ -106,6 +120,21 @@ class GenerationThread:
             # One callback per step, so the jobs that ended together wake up together (and complete together).
             for loop, resolved in ready.items():
                 loop.call_soon_threadsafe(_resolve, resolved)
+            self._share_partials()
+
+    def _share_partials(self) -> None:
+        """At most every `stream_interval_s`, hands the event loop the partial texts that changed."""
+        if self._on_partials is None or self._loop is None or self.stream_interval_s <= 0:
+            return
+        now = time.monotonic()
+        if now - self._partials_at < self.stream_interval_s:
+            return
+        self._partials_at = now
+        texts = self.engine.partial_texts()
+        changed = {job_id: text for job_id, text in texts.items() if self._partials_sent.get(job_id) != text}
+        self._partials_sent = texts
+        if changed:
+            self._loop.call_soon_threadsafe(self._on_partials, changed)
 
 
 def _resolve(resolved: _Resolved) -> None:

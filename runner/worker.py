@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -17,6 +18,7 @@ from runner.batched_completions import BatchedCompletions
 from runner.conversation import model_view
 from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 from runner.generation_thread import GenerationThread
+from runner.partials import PartialPublisher
 from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue
 from shared.keys import Keys
@@ -29,6 +31,8 @@ T = TypeVar("T")
 
 EMPTY_ANSWER_TEXT = "I don't have an answer to that."
 """Posted when the model's answer is empty, since Discord refuses empty messages."""
+NOT_ACCEPTING_POLL_S = 0.25
+"""How often a runner whose engine takes no jobs (its inference server is away) looks again."""
 
 
 @dataclass
@@ -37,6 +41,13 @@ class RunnerStats:
     failed: int = 0
     new_tokens: int = 0
     started_at: float = field(default_factory=time.monotonic)
+    recent: deque[float] = field(default_factory=deque)
+    """When the answers of the last minute were completed: the pace `!status` estimates waits from."""
+
+    def answered_last_minute(self) -> int:
+        while self.recent and self.recent[0] < time.monotonic() - 60:
+            self.recent.popleft()
+        return len(self.recent)
 
 
 class Runner:
@@ -46,9 +57,14 @@ class Runner:
         self.worker_id = worker_id
         keys = Keys()
         self.queue = JobQueue(redis, keys, settings)
-        self.heartbeat = Heartbeat(redis, keys, "runner", worker_id, settings.heartbeat_ttl_s)
+        self.heartbeat = Heartbeat(
+            redis, keys, "runner", worker_id, settings.heartbeat_ttl_s, details=self.heartbeat_details
+        )
         self.stats = RunnerStats()
-        self.generation = GenerationThread(engine)
+        self.partials = PartialPublisher(self.queue, worker_id)
+        self.generation = GenerationThread(
+            engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer
+        )
         self.completions = BatchedCompletions(
             lambda batch: self._retry(lambda: self.queue.complete_many(self.worker_id, batch))
         )
@@ -69,6 +85,7 @@ class Runner:
             await self._serve(stop)
         finally:
             await self.generation.stop()
+            await self.partials.close()
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             try:
@@ -88,10 +105,22 @@ class Runner:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         backoff = Backoff()
+        paused = False
         try:
             while not stop.is_set():
                 if self.job_error is not None:
                     raise self.job_error
+                # An inference server that went away: the jobs in hand wait for it, and new ones stay queued
+                # for runners that can answer them.
+                if not self.engine.accepting:
+                    if not paused:
+                        log.warning("runner %s: its engine cannot take jobs now; claiming none", self.worker_id)
+                        paused = True
+                    await asyncio.sleep(NOT_ACCEPTING_POLL_S)
+                    continue
+                if paused:
+                    log.info("runner %s: its engine takes jobs again; claiming", self.worker_id)
+                    paused = False
                 room = self.settings.batch_size - len(self.in_flight)
                 if room <= 0:
                     await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -127,6 +156,7 @@ class Runner:
             job = claimed.job
             log.info("job %s of user %s claimed (attempt %d)", job["id"], job["user_id"], job["attempts"] + 1)
             self.holding.add(claimed.raw)
+            self.partials.track(claimed)
             task = asyncio.create_task(self.answer_job(claimed, result))
             self.in_flight.add(task)
             task.add_done_callback(self._job_done)
@@ -144,6 +174,7 @@ class Runner:
         job = claimed.job
         try:
             result = await generated
+            self.partials.untrack(job["id"])
             if result.text is None:
                 await self._retry(functools.partial(self.record_failure, claimed, result))
                 return
@@ -151,6 +182,7 @@ class Runner:
             completed = await self.completions.complete(Completion(claimed, answer, job["content"]))
             self.record_answer(claimed, result, completed)
         finally:
+            self.partials.untrack(job["id"])
             self.holding.discard(claimed.raw)
 
     def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
@@ -180,6 +212,7 @@ class Runner:
             log.warning("job %s was taken back from this runner before it finished; answer dropped", job["id"])
             return
         self.stats.answered += 1
+        self.stats.recent.append(time.monotonic())
         self.stats.new_tokens += result.new_tokens
         log.info(
             "job %s of user %s answered: %d new tokens, %.3f s after it was queued",
@@ -188,6 +221,9 @@ class Runner:
             result.new_tokens,
             time.time() - job["enqueued_at"],
         )
+
+    def heartbeat_details(self) -> dict[str, object]:
+        return {"answered_last_minute": self.stats.answered_last_minute()}
 
     async def _keep_alive(self, stop: asyncio.Event) -> None:
         """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this)."""
@@ -217,7 +253,7 @@ class Runner:
             len(strays),
         )
         claimed = [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in strays]
-        histories = await self.queue.histories([c.job for c in claimed])
+        histories = await self.queue.start([c.job for c in claimed])
         self.start_jobs(list(zip(claimed, histories, strict=True)))
 
     async def _reap(self, peer: str) -> None:

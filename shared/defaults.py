@@ -9,5 +9,8 @@ DEFAULT_POSTED_TTL_S = 7 * 24 * 3600
 DEFAULT_SEEN_TTL_S = 24 * 3600
 """How long a message id is remembered so that a gateway replay is not queued twice."""
 
+STREAM_TTL_S = 3600
+"""How long a job's partial text (stream:{job}) outlives its last update, should its runner die and nobody finish it."""
+
 DISCORD_MESSAGE_LIMIT_CHARS = 2000
 """Discord refuses message content longer than this."""

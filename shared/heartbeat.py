@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -32,6 +33,7 @@ class Heartbeat:
         ttl_s: float,
         *,
         clock: Callable[[], float] = time.monotonic,
+        details: Callable[[], Mapping[str, object]] | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -39,6 +41,8 @@ class Heartbeat:
         self.worker_id = worker_id
         self.ttl_s = ttl_s
         self._clock = clock
+        self._details = details
+        """What the heartbeat's value tells the others about this worker (e.g. a runner's recent answers)."""
         self._unreachable = False
         self._reap_from = 0.0
         """No reaping before then: set to one TTL after Redis comes back from an outage this worker saw."""
@@ -50,7 +54,8 @@ class Heartbeat:
 
     async def beat(self) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._keys.heartbeat(self.role, self.worker_id), "1", px=int(self.ttl_s * 1000))
+            value = json.dumps(self._details()) if self._details else "1"
+            pipe.set(self._keys.heartbeat(self.role, self.worker_id), value, px=int(self.ttl_s * 1000))
             pipe.sadd(self._keys.workers(self.role), self.worker_id)
             await pipe.execute()
 

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from shared import defaults
 from shared.conversation_ids import is_shared, job_conversation, job_lane, thread_of
 from shared.keys import Keys
-from shared.schemas import Job, Response, Turn, decode_job, encode
-from shared.scripts import ScriptCall, Scripts, command_then_script, run_pipelined
+from shared.schemas import Job, Response, ResponseKind, Turn, decode_job, encode
+from shared.scripts import ScriptCall, Scripts, command_then_script, command_then_scripts, run_pipelined
 from shared.settings import Settings
 
 EnqueueStatus = Literal[
@@ -137,7 +137,21 @@ class JobQueue:
         )
         raws = ([] if first is None else [first]) + list(moved)
         claimed = [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in raws]
-        return list(zip(claimed, await self.histories([c.job for c in claimed]), strict=True))
+        return list(zip(claimed, await self.start([c.job for c in claimed]), strict=True))
+
+    async def start(self, jobs: Sequence[Job]) -> list[list[Turn]]:
+        """Each job's conversation history, read with one command, while the updaters are told (in the same round
+        trip) that the jobs have started, so they acknowledge them and show typing."""
+        if not jobs:
+            return []
+        k = self._keys
+        calls: list[ScriptCall] = [
+            ([k.response, k.optin], [encode(notice(job, "started")), job["user_id"]]) for job in jobs
+        ]
+        found, _ = await command_then_scripts(
+            self._redis, ("MGET", *(k.history(job_conversation(job)) for job in jobs)), self._scripts.started, calls
+        )
+        return [_turns(raw) for raw in found]
 
     async def histories(self, jobs: Sequence[Job]) -> list[list[Turn]]:
         """Each job's conversation history, with one command."""
@@ -145,6 +159,27 @@ class JobQueue:
             return []
         found = await self._redis.mget([self._keys.history(job_conversation(job)) for job in jobs])
         return [_turns(raw) for raw in found]
+
+    async def stream(self, runner_id: str, partials: Sequence[tuple[ClaimedJob, str]], ttl_s: int) -> list[bool]:
+        """Replaces each job's partial text (one round trip for all); False for a job no longer to be streamed."""
+        k = self._keys
+        calls: list[ScriptCall] = []
+        for claimed, text in partials:
+            job = claimed.job
+            calls.append(
+                (
+                    [k.processing(runner_id), k.stream(job["id"]), k.response, k.optin, k.posted(job["id"])],
+                    [
+                        claimed.raw,
+                        text,
+                        encode(notice(job, "partial")),
+                        encode(notice(job, "retract")),
+                        ttl_s,
+                        job["user_id"],
+                    ],
+                )
+            )
+        return [outcome == "ok" for outcome in await run_pipelined(self._redis, self._scripts.stream, calls)]
 
     async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
         """Publishes the answer and records the exchange; False if the job was no longer this runner's."""
@@ -168,6 +203,8 @@ class JobQueue:
             "content": completion.answer,
             "enqueued_at": job["enqueued_at"],
             "completed_at": now,
+            "lane": lane,
+            "fresh": True,
         }
         user_turn, answer_turn = exchange(job, completion.user_turn, completion.answer)
         keys = [
@@ -179,6 +216,9 @@ class JobQueue:
             k.history(conversation),
             k.optin,
             k.conversations(user),
+            k.stream(job["id"]),
+            k.posted(job["id"]),
+            k.posting_lock(job["id"]),
         ]
         args: list[str | int | float] = [
             completion.claimed.raw,
@@ -191,6 +231,7 @@ class JobQueue:
             self._settings.history_ttl_s,
             now,
             conversation,
+            encode(notice(job, "retract")),
         ]
         return keys, args
 
@@ -247,6 +288,20 @@ class JobQueue:
 
     async def history(self, conversation: str) -> list[Turn]:
         return _turns(await self._redis.get(self._keys.history(conversation)))
+
+
+def notice(job: Job, kind: ResponseKind) -> Response:
+    """A response that carries no text of its own: partial (read stream:{job}), started, retract."""
+    return {
+        "job_id": job["id"],
+        "user_id": job["user_id"],
+        "channel_id": job["channel_id"],
+        "kind": kind,
+        "content": "",
+        "enqueued_at": job["enqueued_at"],
+        "completed_at": time.time(),
+        "lane": job_lane(job),
+    }
 
 
 def exchange(job: Job, question: str, answer: str) -> tuple[Turn, Turn]:

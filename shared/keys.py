@@ -96,8 +96,17 @@ class Keys:
         return f"{self.prefix}posting:{worker_id}"
 
     def posted(self, job_id: str) -> str:
-        """Discord message ids already posted for a job (hash: part index -> message id)."""
+        """What of a job's answer is on Discord (hash: part index -> message id, "d<index>" -> digest of the text
+        it shows, "final" once the final text is there)."""
         return f"{self.prefix}posted:{job_id}"
+
+    def stream(self, job_id: str) -> str:
+        """The newest partial text of a job being generated (hash: text, noticed), replaced in place."""
+        return f"{self.prefix}stream:{job_id}"
+
+    def posting_lock(self, job_id: str) -> str:
+        """Held (by an updater's id, with a TTL) while a job's messages are being posted or edited."""
+        return f"{self.prefix}posting-lock:{job_id}"
 
     def legacy_history_pattern(self) -> str:
         """SCAN pattern of the per-user histories kept before conversations were per channel (`history:{user}`)."""

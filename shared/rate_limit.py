@@ -53,9 +53,10 @@ class RequestBudget:
         # The request that leaves the window first is the limit-th most recent.
         return self._sent[-self.limit] + self.window_s - now
 
-    def try_take(self) -> bool:
-        """Counts one request if it fits now; False (and nothing counted) if it would exceed the budget."""
-        if self.wait_s() > 0:
+    def try_take(self, *, headroom: float = 0.0) -> bool:
+        """Counts one request if it fits now, leaving `headroom` (a share of the budget) free for requests that
+        must not be skipped; False (and nothing counted) otherwise."""
+        if self.wait_s() > 0 or len(self._sent) >= self.limit * (1.0 - headroom):
             return False
         self._sent.append(self._clock())
         return True

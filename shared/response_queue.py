@@ -1,8 +1,9 @@
-"""The response side: updaters claim answers by atomic move, post them once, then acknowledge."""
+"""The response side: updaters claim responses by atomic move, post or edit a job's messages under its posting
+lock (or, for a response nothing of which can be on Discord yet, without it), record each part, acknowledge."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
@@ -10,6 +11,9 @@ from shared import defaults
 from shared.keys import Keys
 from shared.schemas import Response, decode_response
 from shared.scripts import Scripts, command_then_script
+
+FINAL_FIELD = "final"
+"""Set in posted:{job} once the final text is on Discord: a partial read afterwards is never shown."""
 
 
 @dataclass(frozen=True)
@@ -20,9 +24,33 @@ class ClaimedResponse:
 
 @dataclass(frozen=True)
 class PostingState:
+    """What an updater knows of a job when it posts: consent, the parts on Discord, and the newest partial."""
+
     opted_in: bool
-    posted: dict[int, str]
-    """Parts of the job's answer already on Discord: part index -> Discord message id."""
+    posted: dict[int, str] = field(default_factory=dict)
+    """Parts of the job's text on Discord: part index -> Discord message id."""
+    digests: dict[int, str] = field(default_factory=dict)
+    """Part index -> digest of the text that part shows now (edits are sent only where it changes)."""
+    final: bool = False
+    partial: str = ""
+    """The newest partial text (stream:{job}), read with the lock; empty once the job completed."""
+
+
+def parse_posted(flat_or_mapping: list[str] | dict[str, str], opted_in: bool, partial: str = "") -> PostingState:
+    items = (
+        flat_or_mapping.items()
+        if isinstance(flat_or_mapping, dict)
+        else zip(flat_or_mapping[::2], flat_or_mapping[1::2], strict=True)
+    )
+    posted, digests, final = {}, {}, False
+    for name, value in items:
+        if name == FINAL_FIELD:
+            final = True
+        elif name.startswith("d"):
+            digests[int(name[1:])] = value
+        else:
+            posted[int(name)] = value
+    return PostingState(opted_in, posted, digests, final, partial)
 
 
 class ResponseQueue:
@@ -38,14 +66,12 @@ class ResponseQueue:
         raw = await self._redis.blmove(self._keys.response, self._keys.posting(updater_id), timeout_s, "RIGHT", "LEFT")
         return None if raw is None else ClaimedResponse(raw=raw, response=decode_response(raw))
 
-    async def claim_with_state(
+    async def claim_with_consent(
         self, updater_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
-    ) -> tuple[ClaimedResponse, PostingState] | None:
-        """claim() and the response's posting state, in one round trip for a response nobody claimed before.
+    ) -> tuple[ClaimedResponse, bool] | None:
+        """claim(), and whether its user is still opted in, in one round trip (the claim and a script pipelined).
 
-        The claim and a script reading the claimed head's consent go pipelined; the posted record (a key named
-        after the job, which no script may read undeclared) is only read for a response given back by an updater,
-        since until then no part of it can have been posted.
+        That is all a `fresh` response needs; the others read the rest of their state with their posting lock.
         """
         k = self._keys
         raw, (head, opted_in) = await command_then_script(
@@ -57,12 +83,30 @@ class ResponseQueue:
         if raw is None:
             return None
         claimed = ClaimedResponse(raw=raw, response=decode_response(raw))
-        if head != raw or claimed.response.get("reclaimed"):
-            return claimed, await self.posting_state(claimed.response["job_id"], claimed.response["user_id"])
-        return claimed, PostingState(opted_in=bool(opted_in), posted={})
+        if head != raw:  # only this updater adds to its list, so this is not expected; checked all the same
+            opted_in = await self._redis.sismember(k.optin, claimed.response["user_id"])
+        return claimed, bool(opted_in)
 
     async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
         await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
+
+    async def lock(self, job_id: str, user_id: str, owner: str, ttl_ms: int) -> PostingState | None:
+        """Takes the job's posting lock and reads its state with it; None while another updater holds it."""
+        k = self._keys
+        taken = await self._scripts.take_posting(
+            keys=[k.posting_lock(job_id), k.posted(job_id), k.optin, k.stream(job_id)], args=[owner, ttl_ms, user_id]
+        )
+        if not int(taken[0]):
+            return None
+        return parse_posted(taken[2], opted_in=bool(taken[1]), partial=taken[3])
+
+    async def extend_lock(self, job_id: str, owner: str, ttl_ms: int) -> bool:
+        return bool(
+            await self._scripts.posting_lock(keys=[self._keys.posting_lock(job_id)], args=[owner, "extend", ttl_ms])
+        )
+
+    async def unlock(self, job_id: str, owner: str) -> None:
+        await self._scripts.posting_lock(keys=[self._keys.posting_lock(job_id)], args=[owner, "release", 0])
 
     async def posting_state(self, job_id: str, user_id: str) -> PostingState:
         """Whether the user still wants answers, and what of this job is already posted, in one round trip."""
@@ -70,14 +114,32 @@ class ResponseQueue:
             pipe.sismember(self._keys.optin, user_id)
             pipe.hgetall(self._keys.posted(job_id))
             opted_in, parts = await pipe.execute()
-        return PostingState(opted_in=bool(opted_in), posted={int(i): message_id for i, message_id in parts.items()})
+        return parse_posted(parts, opted_in=bool(opted_in))
 
-    async def record_posted(self, job_id: str, index: int, message_id: str) -> None:
+    async def record_posted(self, job_id: str, index: int, message_id: str, digest: str = "") -> None:
+        """Records a part created or edited: its message id and the digest of the text it shows."""
         key = self._keys.posted(job_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(index), message_id)
+            pipe.hset(key, mapping={str(index): message_id, f"d{index}": digest})
             pipe.expire(key, self._posted_ttl_s)
             await pipe.execute()
+
+    async def record_final(self, job_id: str, dropped: list[int]) -> None:
+        """Marks the final text as shown (no partial may follow) and forgets the parts deleted as extra."""
+        key = self._keys.posted(job_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if dropped:
+                pipe.hdel(key, *(name for index in dropped for name in (str(index), f"d{index}")))
+            pipe.hset(key, FINAL_FIELD, "1")
+            pipe.expire(key, self._posted_ttl_s)
+            await pipe.execute()
+
+    async def forget_posted(self, job_id: str) -> None:
+        """After a retraction: nothing of the job is on Discord any more, and nothing of it is kept."""
+        await self._redis.delete(self._keys.posted(job_id), self._keys.stream(job_id))
+
+    async def has_posted(self, job_id: str) -> bool:
+        return bool(await self._redis.exists(self._keys.posted(job_id)))
 
     async def updater_count(self) -> int:
         """Updaters registered (alive, or dead and not yet reaped): how many share Discord's request budget."""

@@ -44,11 +44,13 @@ class Job(TypedDict):
     min_new_tokens: NotRequired[int]
 
 
-ResponseKind = Literal["answer", "partial", "apology"]
+ResponseKind = Literal["answer", "partial", "apology", "started", "retract"]
+"""answer/apology: the final text; partial: the job's text grew (read from stream:{job}); started: a runner began
+on it (acknowledge, show typing); retract: its user opted out mid-stream (delete what was posted)."""
 
 
 class Response(TypedDict):
-    """Text to post for a job: a final answer, a partial one while streaming, or an apology."""
+    """What to do on Discord for a job: see ResponseKind; `content` is the text for answers and apologies."""
 
     job_id: str
     user_id: str
@@ -57,8 +59,11 @@ class Response(TypedDict):
     content: str
     enqueued_at: float
     completed_at: float
-    reclaimed: NotRequired[bool]
-    """Set when an updater gave it back or died holding it: parts of it may be on Discord already."""
+    lane: NotRequired[str]
+    """The job's lane: an updater posts one lane's responses in the order it claimed them."""
+    fresh: NotRequired[bool]
+    """True when nothing of the job can be on Discord yet (no partial was noticed, no updater held it), so the
+    updater posts it without reading its posted record or taking its lock; absent means "maybe"."""
 
 
 _JOB_FIELDS: dict[str, type] = {"id": str, "user_id": str, "channel_id": str, "content": str, "attempts": int}

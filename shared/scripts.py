@@ -25,6 +25,10 @@ _SCRIPT_NAMES = (
     "claim_waiting",
     "open_thread",
     "claimed_head",
+    "stream",
+    "started",
+    "take_posting",
+    "posting_lock",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
@@ -54,6 +58,10 @@ class Scripts:
     claim_waiting: AsyncScript
     open_thread: AsyncScript
     claimed_head: AsyncScript
+    stream: AsyncScript
+    started: AsyncScript
+    take_posting: AsyncScript
+    posting_lock: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
@@ -69,6 +77,20 @@ async def run_pipelined(redis: Redis, script: AsyncScript, calls: Sequence[Scrip
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         results: list[Any] = await pipe.execute(raise_on_error=False)
     return [await _rerun_if_unknown(result, script, call) for result, call in zip(results, calls, strict=True)]
+
+
+async def command_then_scripts(
+    redis: Redis, command: Sequence[str | int | float], script: AsyncScript, calls: Sequence[ScriptCall]
+) -> tuple[Any, list[Any]]:
+    """A command and several runs of a script in one round trip (a read the caller needs, and writes beside it)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.execute_command(*command)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        first, *results = await pipe.execute(raise_on_error=False)
+    if isinstance(first, Exception):
+        raise first
+    return first, [await _rerun_if_unknown(result, script, call) for result, call in zip(results, calls, strict=True)]
 
 
 async def command_then_script(

@@ -34,6 +34,8 @@ BUILTIN_MODEL = "builtin"
 """MODEL value (also the default) for the SmolLM2-135M-Instruct model shipped in a package."""
 ECHO_MODEL = "echo"
 """MODEL value for an engine that answers instantly with the question: for testing a deployment."""
+OPENAI_MODEL_PREFIX = "openai:"
+"""MODEL prefix for a model served by the OpenAI-compatible server at OPENAI_BASE_URL (vLLM, Ollama, ...)."""
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Neutral on purpose: naming the bot "Llama" here made the built-in 135M model answer in French.
@@ -61,10 +63,30 @@ class Settings:
         "REDIS_URL", secret_redis_url, Secret("redis://localhost:6379/0"), "Redis to use.", used_by=ALL
     )
     model: str = setting(
-        "MODEL", str, BUILTIN_MODEL, "builtin, a Hub id, a folder, a .gguf file or echo.", used_by=RUNNER
+        "MODEL",
+        str,
+        BUILTIN_MODEL,
+        "builtin, a Hub id, a folder, a .gguf file, openai:<model id> or echo.",
+        used_by=RUNNER,
     )
     hf_token: Secret = setting(
         "HF_TOKEN", secret_text, Secret(""), "Hugging Face token, for gated models.", used_by=RUNNER, secret=True
+    )
+    openai_base_url: str = setting(
+        "OPENAI_BASE_URL",
+        http_url,
+        "",
+        "The OpenAI-compatible server an openai:<model id> runner sends its jobs to.",
+        used_by=RUNNER,
+        default_doc="— (required by `openai:` models)",
+    )
+    openai_api_key: Secret = setting(
+        "OPENAI_API_KEY",
+        secret_text,
+        Secret(""),
+        "Key of the OpenAI-compatible server, where it needs one.",
+        used_by=RUNNER,
+        secret=True,
     )
     max_new_tokens: int = setting(
         "MAX_NEW_TOKENS", bounded(int, 1, 32768), 256, "Longest answer, in tokens.", used_by=RUNNER
@@ -156,6 +178,13 @@ class Settings:
         bounded(int, 64, 100_000_000),
         16384,
         "Cache positions a runner's batch may hold: bounds its memory.",
+        used_by=RUNNER,
+    )
+    stream_interval_s: float = setting(
+        "STREAM_INTERVAL_S",
+        bounded(float, 0.0, 60.0),
+        1.0,
+        "Seconds between two showings of an answer as it is written (0: whole answers only).",
         used_by=RUNNER,
     )
     updater_concurrency: int = setting(

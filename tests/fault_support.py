@@ -248,7 +248,7 @@ async def running_cluster(
         for process in cluster.system.processes:
             if process.alive():
                 os.kill(process.popen.pid, signal.SIGCONT)  # a paused process cannot act on SIGTERM
-        codes = cluster.system.stop_all()
+        codes = await asyncio.to_thread(cluster.system.stop_all)  # the fake keeps answering meanwhile
         await fake.stop()
         await redis.aclose()
     assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{cluster.system.logs()}"

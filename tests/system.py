@@ -107,4 +107,6 @@ def base_env(*, redis_url: str, api_base: str, gateway_url: str, token: str, mod
         "MAX_NEW_TOKENS": "24",
         "HEARTBEAT_TTL_S": "1.5",
         "LOG_LEVEL": "INFO",
+        # Whole answers, one post each, as most tests count replies; the streaming tests turn it on.
+        "STREAM_INTERVAL_S": "0",
     }

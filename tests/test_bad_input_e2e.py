@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from bot.texts import WAITING_EMOJI
 from shared.keys import Keys
+from shared.reactions import WAITING_EMOJI
 from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
@@ -49,7 +49,7 @@ async def admin_and_deployment(tmp_path_factory: pytest.TempPathFactory) -> Asyn
         await system.wait_for_log(updater, "posting as", timeout=60)
         yield admin, Deployment(fake, system, redis)
     finally:
-        codes = system.stop_all()
+        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
         logs = system.logs()
         await fake.stop()
         await redis.aclose()

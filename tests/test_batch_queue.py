@@ -128,32 +128,35 @@ async def test_posting_state_and_updater_count(redis: Redis, keys: Keys) -> None
     assert await responses.updater_count() == 2
 
 
-async def test_claim_with_state_reads_the_posting_state_with_the_claim(
+async def test_a_claim_reads_consent_and_a_given_back_response_is_no_longer_fresh(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     responses = ResponseQueue(redis, keys)
     jobs = [make_job(user_id="1"), make_job(user_id="2"), make_job(user_id="3")]
     await enqueue_opted_in(redis, keys, queue, jobs)
     assert await queue.complete_many("r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", 3)])
-    # An updater claims two, posts the first part of the first, and dies: both go back, marked reclaimed.
+    # An updater claims two, posts the first part of the first, and dies: both go back, no longer fresh.
     for _ in range(2):
         assert await responses.claim("u0", timeout_s=0.1) is not None
-    await responses.record_posted(jobs[0]["id"], 0, "5000")
+    await responses.record_posted(jobs[0]["id"], 0, "5000", "d")
     assert await responses.reap("u0") == 2
     await redis.srem(keys.optin, "2", "3")
     await redis.script_flush()  # the first claim also has to load the script again
-    claims = [await responses.claim_with_state("u1", timeout_s=0.1) for _ in range(3)]
-    assert all(claim is not None for claim in claims)
-    seen = [(c.response["job_id"], c.response.get("reclaimed"), s.opted_in, s.posted) for c, s in claims]  # type: ignore[misc]
-    assert seen == [
-        (jobs[0]["id"], True, True, {0: "5000"}),
-        (jobs[1]["id"], True, False, {}),
-        (jobs[2]["id"], None, False, {}),  # never claimed before: nothing of it can be posted
-    ]
-    assert await responses.claim_with_state("u1", timeout_s=0.1) is None
+    claims = [await responses.claim_with_consent("u1", timeout_s=0.1) for _ in range(3)]
+    seen = [(c.response["job_id"], c.response.get("fresh"), opted_in) for c, opted_in in claims]  # type: ignore[misc]
+    assert seen == [(jobs[0]["id"], False, True), (jobs[1]["id"], False, False), (jobs[2]["id"], True, False)]
+    assert await responses.claim_with_consent("u1", timeout_s=0.1) is None
+    # Under the job's lock, the posted record is read: the part the dead updater created is known.
+    state = await responses.lock(jobs[0]["id"], "1", "u1", 5000)
+    assert state is not None and (state.opted_in, state.posted, state.digests) == (True, {0: "5000"}, {0: "d"})
+    assert await responses.lock(jobs[0]["id"], "1", "u2", 5000) is None, "one updater at a time"
+    await responses.unlock(jobs[0]["id"], "u2")  # not the holder: no effect
+    assert await responses.lock(jobs[0]["id"], "1", "u2", 5000) is None
+    await responses.unlock(jobs[0]["id"], "u1")
+    assert await responses.lock(jobs[0]["id"], "1", "u2", 5000) is not None
     assert await redis.llen(keys.posting("u1")) == 3
     assert await responses.release("u1") == 3
-    assert all(decode_response(raw).get("reclaimed") for raw in await redis.lrange(keys.response, 0, -1))
+    assert all(decode_response(raw).get("fresh") is False for raw in await redis.lrange(keys.response, 0, -1))
 
 
 async def test_runner_batches_what_waits_and_answers_it_in_one_go(

@@ -76,7 +76,7 @@ async def deployment(
         conversations.prompts_file, conversations.other_channel = prompts_file, other_channel
         yield conversations
     finally:
-        codes = system.stop_all()
+        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
         logs = system.logs()
         await fake.stop()
         await redis.aclose()

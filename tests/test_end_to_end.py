@@ -48,7 +48,7 @@ async def deployment(
         await system.wait_for_log(updater, "posting as", timeout=60)
         yield Deployment(fake, system, redis)
     finally:
-        codes = system.stop_all()
+        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
         logs = system.logs()
         await fake.stop()
         await redis.aclose()

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from shared.schemas import decode_response
+from shared.response_queue import parse_posted
+from shared.schemas import Response, decode_response
 from tests.e2e_support import replies_to
 from tests.fault_support import KEYS, MESSAGES_ROUTE, Cluster, message_post_statuses, running_cluster
 from tests.redis_server import RedisServer
+from tests.system import Process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -20,6 +22,17 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 async def cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     async with running_cluster(redis_server, tmp_path_factory.mktemp("updater-faults")) as running:
         yield running
+
+
+async def answers_held_by(cluster: Cluster, updater: Process) -> list[Response]:
+    """The answers in an updater's own list (its "started" notices aside)."""
+    held = [decode_response(raw) for raw in await cluster.held_by(updater)]
+    return [response for response in held if response["kind"] == "answer"]
+
+
+async def posted_parts(cluster: Cluster, job_id: str) -> dict[int, str]:
+    """Part index -> message id, as posted:{job} records them."""
+    return parse_posted(await cluster.redis.hgetall(KEYS.posted(job_id)), opted_in=True).posted
 
 
 async def test_updater_killed_after_discord_created_the_reply_does_not_post_it_twice(cluster: Cluster) -> None:
@@ -32,8 +45,8 @@ async def test_updater_killed_after_discord_created_the_reply_does_not_post_it_t
     assert len(replies_to(fake, question["id"])) == 1  # Discord has it; the updater has not heard back
     cluster.kill(victim)
     hold.release()
-    [held] = await cluster.held_by(victim)
-    assert decode_response(held)["job_id"] == question["id"]
+    [held] = await answers_held_by(cluster, victim)
+    assert held["job_id"] == question["id"]
     assert not await cluster.redis.exists(KEYS.posted(question["id"]))  # killed before it could record it
 
     successor = await cluster.start_updater()
@@ -44,8 +57,7 @@ async def test_updater_killed_after_discord_created_the_reply_does_not_post_it_t
     # The successor posted again with the same nonce, and Discord handed back the message it had made.
     assert len(replies_to(fake, question["id"])) == 1
     [reply] = replies_to(fake, question["id"])
-    posted = await cluster.redis.hgetall(KEYS.posted(question["id"]))
-    assert posted == {"0": reply["id"]}
+    assert await posted_parts(cluster, question["id"]) == {0: reply["id"]}
 
 
 async def test_updater_killed_after_recording_a_part_does_not_post_that_part_again(cluster: Cluster) -> None:
@@ -62,8 +74,8 @@ async def test_updater_killed_after_recording_a_part_does_not_post_that_part_aga
     cluster.kill(victim)
     hold.release()
     first, second = replies_to(fake, question["id"])
-    assert await cluster.redis.hgetall(KEYS.posted(question["id"])) == {"0": first["id"]}
-    assert len(await cluster.held_by(victim)) == 1  # recorded in part, not acknowledged
+    assert await posted_parts(cluster, question["id"]) == {0: first["id"]}
+    assert len(await answers_held_by(cluster, victim)) == 1  # recorded in part, not acknowledged
 
     after_kill = len(fake.requests)
     successor = await cluster.start_updater()
@@ -73,4 +85,4 @@ async def test_updater_killed_after_recording_a_part_does_not_post_that_part_aga
     assert [p["id"] for p in replies_to(fake, question["id"])] == [first["id"], second["id"]]
     assert first["content"] + " " + second["content"] == f"echo: {text}"
     assert len(message_post_statuses(fake, after_kill)) == 1, "the recorded part was sent to Discord again"
-    assert await cluster.redis.hgetall(KEYS.posted(question["id"])) == {"0": first["id"], "1": second["id"]}
+    assert await posted_parts(cluster, question["id"]) == {0: first["id"], 1: second["id"]}

@@ -75,7 +75,8 @@ async def answers(redis: Redis, keys: Keys, count: int, timeout_s: float = 60) -
         popped = await redis.brpop([keys.response], timeout=max(0.1, deadline - time.monotonic()))
         assert popped is not None, f"only {len(found)} of {count} answers in {timeout_s} s"
         response = decode_response(popped[1])
-        found[response["job_id"]] = response["content"]
+        if response["kind"] == "answer":  # "started" notices and partials come first
+            found[response["job_id"]] = response["content"]
     return found
 
 

@@ -1,4 +1,4 @@
-"""The updater's posting loop against a real redis-server: several responses at once, each user's in order."""
+"""The updater's posting loop against a real redis-server: several responses at once, each lane's in order."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from shared.keys import Keys
-from shared.response_queue import ClaimedResponse, PostingState
+from shared.response_queue import PostingState
 from shared.schemas import Response, encode
 from shared.settings import Settings
 from updater.loop import Updater
+from updater.rendering import Shown
 
 
 class BlockingPoster:
@@ -26,11 +27,12 @@ class BlockingPoster:
         self.release: dict[str, asyncio.Event] = {}
         self.posted_messages = 0
 
-    async def post(self, claimed: ClaimedResponse, state: PostingState | None = None) -> None:
-        job_id = claimed.response["job_id"]
+    async def show(self, response: Response, shown: Shown, state: PostingState) -> bool:
+        job_id = response["job_id"]
         self.started.append(job_id)
         await self.release.setdefault(job_id, asyncio.Event()).wait()
         self.finished.append(job_id)
+        return True
 
     def let_go(self, job_id: str) -> None:
         self.release.setdefault(job_id, asyncio.Event()).set()
@@ -65,7 +67,8 @@ async def _is_empty(redis: Redis, key: str) -> bool:
 async def test_responses_post_at_once_up_to_the_bound_and_each_users_in_order(redis: Redis, keys: Keys) -> None:
     updater = Updater(Settings(updater_concurrency=3), client=None, redis=redis, worker_id="u1")  # type: ignore[arg-type]
     poster = BlockingPoster()
-    updater.poster = poster  # type: ignore[assignment]
+    updater.poster = updater.delivery.poster = poster  # type: ignore[assignment]
+    await redis.sadd(keys.optin, "alice", "bob", "carol", "dave")
     for job_id, user in [("a1", "alice"), ("a2", "alice"), ("b1", "bob"), ("c1", "carol"), ("d1", "dave")]:
         await redis.lpush(keys.response, response(job_id, user))
     running = asyncio.create_task(updater.run(asyncio.Event()))

@@ -13,9 +13,12 @@ from shared.heartbeat import Heartbeat
 from shared.keys import Keys
 from shared.rate_limit import RequestBudget
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
+from shared.response_queue import ClaimedResponse, ResponseQueue
 from shared.settings import Settings
-from updater.poster import Poster, TransientPostError
+from updater.acknowledgement import Acknowledgements
+from updater.delivery import Delivery
+from updater.pacing import Pacing
+from updater.poster import Poster
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +31,15 @@ class Updater:
         self.requests_per_s = settings.discord_requests_per_s
         self.budget = RequestBudget(settings.discord_requests_per_s)
         self.responses = ResponseQueue(redis, keys)
-        self.poster = Poster(client, self.responses, self.budget)
+        self.poster = Poster(client, self.responses, Pacing(self.budget))
+        self.acknowledgements = Acknowledgements(client, self.poster.pacing, self.responses)
+        self.delivery = Delivery(self.responses, self.poster, self.acknowledgements, worker_id)
         self.heartbeat = Heartbeat(redis, keys, "updater", worker_id, settings.heartbeat_ttl_s)
         self.updaters = 1
         self._posting: set[asyncio.Task[None]] = set()
-        # The latest response taken for each user: the next one for that user waits for it, so a user's
-        # answers go out in the order they were claimed even though different users' go out at once.
-        self._latest_of_user: dict[str, asyncio.Task[None]] = {}
+        # The latest response taken for each lane: the next one of that lane waits for it, so a lane's answers
+        # go out in the order they were claimed even though different lanes' go out at once.
+        self._latest_of_lane: dict[str, asyncio.Task[None]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._beat_and_reap()  # registers this updater, so the budget is shared before the first post
@@ -47,6 +52,7 @@ class Updater:
             await self._serve(stop)
         finally:
             await asyncio.gather(*self._posting, return_exceptions=True)
+            await self.acknowledgements.close()
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             try:
@@ -67,7 +73,7 @@ class Updater:
         while not stop.is_set():
             await slots.acquire()
             try:
-                claim = await self.responses.claim_with_state(self.worker_id)
+                claim = await self.responses.claim_with_consent(self.worker_id)
             except REDIS_DOWN_ERRORS as exc:
                 slots.release()
                 log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
@@ -82,50 +88,38 @@ class Updater:
             await asyncio.sleep(0)
 
     def _start_posting(
-        self, claimed: ClaimedResponse, state: PostingState, stop: asyncio.Event, slots: asyncio.Semaphore
+        self, claimed: ClaimedResponse, opted_in: bool, stop: asyncio.Event, slots: asyncio.Semaphore
     ) -> None:
-        user = claimed.response["user_id"]
-        previous = self._latest_of_user.get(user)
-        task = asyncio.create_task(self._post_in_turn(claimed, state, previous, stop))
-        self._latest_of_user[user] = task
+        response = claimed.response
+        # A "started" notice only acknowledges: it need not wait for the lane's earlier answers.
+        lane = None if response["kind"] == "started" else response.get("lane") or response["user_id"]
+        previous = self._latest_of_lane.get(lane) if lane else None
+        task = asyncio.create_task(self._post_in_turn(claimed, opted_in, previous, stop))
+        if lane:
+            self._latest_of_lane[lane] = task
         self._posting.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
             slots.release()
             self._posting.discard(done)
-            if self._latest_of_user.get(user) is done:
-                del self._latest_of_user[user]
+            if lane and self._latest_of_lane.get(lane) is done:
+                del self._latest_of_lane[lane]
             if not done.cancelled() and (exc := done.exception()) is not None:
-                log.error("job %s: posting crashed", claimed.response["job_id"], exc_info=exc)
+                log.error("job %s: posting crashed", response["job_id"], exc_info=exc)
 
         task.add_done_callback(finished)
 
     async def _post_in_turn(
         self,
         claimed: ClaimedResponse,
-        state: PostingState | None,
+        opted_in: bool | None,
         previous: asyncio.Task[None] | None,
         stop: asyncio.Event,
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])
-            state = None  # read when claimed: the user may have opted out since
-        await self._post_until_done(claimed, state, stop)
-
-    async def _post_until_done(self, claimed: ClaimedResponse, state: PostingState | None, stop: asyncio.Event) -> None:
-        """Posting is idempotent (posted parts are recorded, nonces enforced), so any failure is retried."""
-        backoff = Backoff(base_s=0.5, cap_s=30.0)
-        while True:
-            try:
-                await self.poster.post(claimed, state)
-                await self.responses.ack(self.worker_id, claimed)
-                return
-            except (TransientPostError, *REDIS_DOWN_ERRORS) as exc:
-                state = None  # a retry reads it afresh: some parts may have gone out
-                if stop.is_set():
-                    return  # stays in our list; release() hands it back for the next updater
-                log.warning("job %s: posting failed (%s); retrying", claimed.response["job_id"], exc)
-                await backoff.sleep()
+            opted_in = None  # read when claimed: the user may have opted out since
+        await self.delivery.until_done(claimed, opted_in, stop)
 
     async def _share_budget(self) -> None:
         """Splits the request budget among the registered updaters: DISCORD_REQUESTS_PER_S is for all of them.

@@ -29,7 +29,7 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT_CHARS) -> list[s
         # Leave room to close a code block that the cut would leave open.
         cut = _cut_point(rest, room - 4)
         chunk, rest = rest[:cut], rest[cut:].lstrip("\n")
-        language = _open_fence_language(reopen + chunk)
+        language = open_fence_language(reopen + chunk)
         if language is None:
             parts.append((reopen + chunk).rstrip())
             reopen = ""
@@ -47,7 +47,7 @@ def _cut_point(text: str, room: int) -> int:
     return room
 
 
-def _open_fence_language(text: str) -> str | None:
+def open_fence_language(text: str) -> str | None:
     """The language of a code block left open at the end of `text` ("" if none given), else None."""
     language: str | None = None
     for line in text.splitlines():

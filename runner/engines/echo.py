@@ -31,9 +31,26 @@ class EchoEngine:
     def unfinished(self) -> int:
         return len(self.running)
 
+    @property
+    def accepting(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
     def add(self, requests: Sequence[GenerationRequest]) -> None:
         steps = ECHO_STEPS if self.delay_s else 1
         self.running.extend((request, steps) for request in requests)
+
+    def partial_texts(self) -> dict[str, str]:
+        """The answer's words in proportion to the steps done, so a delayed echo streams like a model."""
+        partial = {}
+        for request, steps in self.running:
+            words = _answer_text(request).split(" ")
+            shown = len(words) * (ECHO_STEPS - steps) // ECHO_STEPS
+            if shown:
+                partial[request.job_id] = " ".join(words[:shown])
+        return partial
 
     def step(self) -> list[GenerationResult]:
         if self.delay_s and self.running:
@@ -45,7 +62,11 @@ class EchoEngine:
     @staticmethod
     def _answer(request: GenerationRequest) -> GenerationResult:
         prompt_words = sum(len(turn["content"].split()) for turn in request.history) + len(request.message.split())
-        text = f"echo: {request.message}"
+        text = _answer_text(request)
         return GenerationResult(
             job_id=request.job_id, text=text, error=None, prompt_tokens=prompt_words, new_tokens=len(text.split())
         )
+
+
+def _answer_text(request: GenerationRequest) -> str:
+    return f"echo: {request.message}"

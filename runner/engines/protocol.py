@@ -60,6 +60,12 @@ class Engine(Protocol):
         """Requests added whose result `step` has not returned yet."""
         ...
 
+    @property
+    def accepting(self) -> bool:
+        """Whether the runner should claim more jobs: False while an inference server the engine fronts is
+        unreachable (the jobs in hand are kept meanwhile); always True for an in-process model."""
+        ...
+
     def add(self, requests: Sequence[GenerationRequest]) -> None:
         """Queues requests; they join the batch at a later step, in order, as room allows."""
         ...
@@ -69,6 +75,16 @@ class Engine(Protocol):
 
         A request that cannot be answered gets a result with `error` set; the others are unaffected.
         """
+        ...
+
+    def partial_texts(self) -> dict[str, str]:
+        """The answer so far of each running request that has produced some text (job id -> text), for
+        streaming; called between steps by the thread that steps the engine, at most every STREAM_INTERVAL_S."""
+        ...
+
+    def close(self) -> None:
+        """Frees what the engine holds beyond memory (an inference server's connections); called once, after its
+        last step, from a thread without a running event loop."""
         ...
 
 

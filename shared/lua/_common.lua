@@ -24,7 +24,7 @@ local function dead_letter(job, reason, now, dead_key, response_key, optin_key, 
   redis.call('LTRIM', dead_key, 0, max_dead - 1)
   if redis.call('SISMEMBER', optin_key, job['user_id']) == 1 then
     redis.call('LPUSH', response_key, cjson.encode({
-      job_id = job['id'], user_id = job['user_id'], channel_id = job['channel_id'],
+      job_id = job['id'], user_id = job['user_id'], channel_id = job['channel_id'], lane = lane_of(job),
       kind = 'apology', content = apology, enqueued_at = job['enqueued_at'], completed_at = now,
     }))
   end
@@ -84,10 +84,10 @@ local function declared_conversations(first_key, first_arg, shared_prefix)
 end
 
 -- A response an updater held and gave back (or lost with the updater): some of its parts may be on Discord, so
--- whoever claims it next reads its posted:{job} record first. A payload that is not JSON goes back unchanged.
-local function mark_reclaimed(raw)
+-- whoever claims it next reads its posted:{job} record under its lock. A payload that is not JSON goes back as is.
+local function mark_not_fresh(raw)
   local ok, item = pcall(cjson.decode, raw)
   if not ok or type(item) ~= 'table' then return raw end
-  item['reclaimed'] = true
+  item['fresh'] = false
   return cjson.encode(item)
 end

@@ -2,17 +2,30 @@
 -- lane's next message (if any) moves onto the queue. Nothing happens if the job is no longer the runner's (it
 -- was requeued as the runner looked dead), so no job is answered twice.
 -- KEYS[1] processing:{runner}, KEYS[2] inflight:{lane}, KEYS[3] pending:{lane}, KEYS[4] query, KEYS[5] response,
--- KEYS[6] history:{conversation}, KEYS[7] optin set, KEYS[8] conversations:{user}
--- ARGV[1] job JSON as claimed, ARGV[2] job id, ARGV[3] user id, ARGV[4] response JSON, ARGV[5] user turn JSON,
--- ARGV[6] assistant turn JSON, ARGV[7] max turns kept, ARGV[8] history TTL (s, 0 = none), ARGV[9] now,
--- ARGV[10] conversation id
+-- KEYS[6] history:{conversation}, KEYS[7] optin set, KEYS[8] conversations:{user}, KEYS[9] stream:{job},
+-- KEYS[10] posted:{job}, KEYS[11] posting-lock:{job}
+-- ARGV[1] job JSON as claimed, ARGV[2] job id, ARGV[3] user id, ARGV[4] response JSON (marked fresh),
+-- ARGV[5] user turn JSON, ARGV[6] assistant turn JSON, ARGV[7] max turns kept, ARGV[8] history TTL (s, 0 = none),
+-- ARGV[9] now, ARGV[10] conversation id, ARGV[11] retract notice JSON
 -- Returns 1 when completed, 0 when the job was not held by this runner.
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   return 0
 end
--- A user who opted out while the job ran gets no answer and nothing stored.
-if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 1 then
-  redis.call('LPUSH', KEYS[5], ARGV[4])
+-- Whether something of it may be on Discord already (a partial was shown, or is being): then the final text
+-- goes through the posting lock and edits those messages.
+local shown = redis.call('EXISTS', KEYS[9], KEYS[10], KEYS[11]) > 0
+redis.call('DEL', KEYS[9])
+-- A user who opted out while the job ran gets no answer and nothing stored; what was shown is deleted.
+if redis.call('SISMEMBER', KEYS[7], ARGV[3]) == 0 then
+  if shown then redis.call('LPUSH', KEYS[5], ARGV[11]) end
+else
+  local response = ARGV[4]
+  if shown then
+    local decoded = cjson.decode(response)
+    decoded['fresh'] = false
+    response = cjson.encode(decoded)
+  end
+  redis.call('LPUSH', KEYS[5], response)
   local max_turns = tonumber(ARGV[7])
   if max_turns >= 2 then
     local raw = redis.call('GET', KEYS[6])

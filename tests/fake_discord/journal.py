@@ -17,6 +17,8 @@ class Journal:
     """(channel id, message id) of each message the bot deleted."""
     typing: list[str] = field(default_factory=list)
     reactions: list[tuple[str, str, str]] = field(default_factory=list)
+    reactions_removed: list[tuple[str, str, str]] = field(default_factory=list)
+    """The bot's own reactions it took back (channel, message, emoji), as `reactions` are the ones it added."""
     requests: list[tuple[str, str, int]] = field(default_factory=list)
     request_times: list[float] = field(default_factory=list)
     """time.monotonic() at which each entry of `requests` was answered, for request-rate checks."""

@@ -109,6 +109,7 @@ class MessageRoutes:
         router.add_delete("/channels/{channel_id}/messages/{message_id}", self._delete_message)
         router.add_post("/channels/{channel_id}/typing", self._typing)
         router.add_put("/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self._react)
+        router.add_delete("/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/@me", self._unreact)
 
     def _message(self, request: web.Request) -> Payload:
         channel = channel_of(self._world, request)
@@ -190,5 +191,12 @@ class MessageRoutes:
     async def _react(self, request: web.Request) -> web.Response:
         message = self._message(request)
         self._journal.reactions.append((message["channel_id"], message["id"], request.match_info["emoji"]))
+        self._journal.notify()
+        return no_content()
+
+    async def _unreact(self, request: web.Request) -> web.Response:
+        """Discord answers 204 whether or not the reaction was there."""
+        message = self._message(request)
+        self._journal.reactions_removed.append((message["channel_id"], message["id"], request.match_info["emoji"]))
         self._journal.notify()
         return no_content()

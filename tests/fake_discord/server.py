@@ -65,6 +65,7 @@ class FakeDiscord(Controls, InteractionApi):
         self.deleted: list[tuple[str, str]] = self._journal.deleted
         self.typing: list[str] = self._journal.typing
         self.reactions: list[tuple[str, str, str]] = self._journal.reactions
+        self.reactions_removed: list[tuple[str, str, str]] = self._journal.reactions_removed
         self.requests: list[tuple[str, str, int]] = self._journal.requests
         self.request_times: list[float] = self._journal.request_times
 

@@ -124,6 +124,13 @@ class TransformersEngine:
     def unfinished(self) -> int:
         return len(self.waiting) + len(self.running) + len(self.done)
 
+    @property
+    def accepting(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
     def add(self, requests: Sequence[GenerationRequest]) -> None:
         for request in requests:
             try:
@@ -137,6 +144,9 @@ class TransformersEngine:
                 self.done.append(GenerationResult.failed(request.job_id, f"generation failed: {one_line(exc)}"))
                 continue
             self.waiting.append(Row(request, prompt, sampler))
+
+    def partial_texts(self) -> dict[str, str]:
+        return {row.request.job_id: self._text(row.generated) for row in self.running if row.generated}
 
     def step(self) -> list[GenerationResult]:
         """Lets waiting jobs join and reads their prompts if any can; otherwise generates one token for each row."""
@@ -266,10 +276,16 @@ class TransformersEngine:
 
     def _answer(self, row: Row) -> GenerationResult:
         """The answer text (up to the first end-of-sequence token) and the number of tokens generated."""
-        new_ids = row.generated
+        return GenerationResult(
+            row.request.job_id, self._text(row.generated), None, len(row.prompt), len(row.generated)
+        )
+
+    def _text(self, new_ids: list[int]) -> str:
+        """The text of generated tokens, up to the first end-of-sequence one."""
         end = next((i for i, token in enumerate(new_ids) if token in self.eos_token_ids), None)
-        text = cast(str, self.tokenizer.decode(new_ids if end is None else new_ids[:end], skip_special_tokens=True))
-        return GenerationResult(row.request.job_id, text.strip(), None, len(row.prompt), len(new_ids))
+        return cast(
+            str, self.tokenizer.decode(new_ids if end is None else new_ids[:end], skip_special_tokens=True)
+        ).strip()
 
     def _fail(self, row: Row, exc: BaseException) -> None:
         reason = f"generation failed: {one_line(exc)}"
