@@ -66,6 +66,29 @@ async def test_in_a_busy_channel_under_discords_channel_limit_partials_give_way_
         assert all(len(replies_to(fake, q["id"])) == 1 for q in questions)
 
 
+async def test_a_long_answer_continues_in_a_second_message_and_the_first_is_not_edited_once_complete(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Before the module's deployment too: a slow answer, so that its second part streams for a while."""
+    async with running_cluster(
+        redis_server, tmp_path, model="echo:12.0", **{**STREAMING, "MODEL": "echo:12.0"}
+    ) as cluster:
+        fake = cluster.fake
+        [user] = await cluster.opt_in(["bea"])
+        words = " ".join(f"word{i}" for i in range(450))  # ~3,500 characters: two parts
+        question = await fake.send_message(user, f"Hey Llama, {words}")
+        first, second = await final_replies(cluster, question, parts=2)
+        assert first["content"] + " " + second["content"] == f"echo: {words}"
+        assert second["message_reference"]["message_id"] == question["id"]
+        second_versions = fake.message_history(second["id"])
+        assert len(second_versions) >= 2 and second_versions[0].endswith(STREAMING_MARKER), "part 2 never streamed"
+        # From the moment the second part existed, the first showed its final text and was never edited again.
+        history = fake.message_history(first["id"])
+        complete_at = history.index(first["content"])
+        assert history[complete_at:] == [first["content"]], history[complete_at:]
+        assert complete_at >= 1, "the first part streamed too"
+
+
 async def final_replies(cluster: Cluster, question: Payload, parts: int = 1, timeout: float = 30) -> list[Payload]:
     """The bot's replies to `question` once there are `parts` of them and none shows the streaming marker."""
     fake = cluster.fake
@@ -104,22 +127,6 @@ async def test_an_answer_is_one_message_that_grows_and_ends_without_the_marker(c
     assert (channel, question["id"], WAITING_EMOJI) in fake.reactions_removed
     assert channel in fake.typing
     assert not [key async for key in cluster.redis.scan_iter(KEYS.stream("*"))], "a finished job's stream stayed"
-
-
-async def test_a_long_answer_continues_in_a_second_message_and_the_first_is_not_edited_once_complete(
-    cluster: Cluster,
-) -> None:
-    fake = cluster.fake
-    [user] = await cluster.opt_in(["bea"])
-    words = " ".join(f"word{i}" for i in range(450))  # ~3,500 characters: two parts
-    question = await fake.send_message(user, f"Hey Llama, {words}")
-    first, second = await final_replies(cluster, question, parts=2)
-    assert first["content"] + " " + second["content"] == f"echo: {words}"
-    history = fake.message_history(first["id"])
-    # Once the second part existed, the first part showed its final text and was never edited again.
-    complete_at = history.index(first["content"])
-    assert history[complete_at:] == [first["content"]]
-    assert second["message_reference"]["message_id"] == question["id"]
 
 
 async def test_a_runner_killed_mid_stream_is_retried_in_the_same_message(cluster: Cluster) -> None:

@@ -17,16 +17,22 @@ from updater.rendering import Shown, what_to_show
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL_MS = 15_000
-"""A dead updater's lock on a job lapses after this; the holder extends it every third of it."""
 LOCK_POLL_S = 0.05
 """How often a final answer asks again for a lock another updater holds (it is held for a few requests)."""
 
 
 class Delivery:
     def __init__(
-        self, responses: ResponseQueue, poster: Poster, acknowledgements: Acknowledgements, worker_id: str
+        self,
+        responses: ResponseQueue,
+        poster: Poster,
+        acknowledgements: Acknowledgements,
+        worker_id: str,
+        lock_ttl_s: float,
     ) -> None:
+        self.lock_ttl_ms = int(lock_ttl_s * 1000)
+        """A dead updater's lock on a job lapses as soon as its work is reaped (a heartbeat TTL); the holder
+        extends it every third of that."""
         self.responses = responses
         self.poster = poster
         self.acknowledgements = acknowledgements
@@ -83,7 +89,7 @@ class Delivery:
         """Holds the job's posting lock (extended while held); yields None if another updater holds it and
         `wait` is False."""
         job_id, user_id = response["job_id"], response["user_id"]
-        while (state := await self.responses.lock(job_id, user_id, self.worker_id, LOCK_TTL_MS)) is None:
+        while (state := await self.responses.lock(job_id, user_id, self.worker_id, self.lock_ttl_ms)) is None:
             if not wait:
                 yield None
                 return
@@ -99,6 +105,6 @@ class Delivery:
 
     async def _keep(self, job_id: str) -> None:
         while True:
-            await asyncio.sleep(LOCK_TTL_MS / 3000)
+            await asyncio.sleep(self.lock_ttl_ms / 3000)
             with contextlib.suppress(*REDIS_DOWN_ERRORS):
-                await self.responses.extend_lock(job_id, self.worker_id, LOCK_TTL_MS)
+                await self.responses.extend_lock(job_id, self.worker_id, self.lock_ttl_ms)

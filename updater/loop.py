@@ -33,7 +33,9 @@ class Updater:
         self.responses = ResponseQueue(redis, keys)
         self.poster = Poster(client, self.responses, Pacing(self.budget))
         self.acknowledgements = Acknowledgements(client, self.poster.pacing, self.responses)
-        self.delivery = Delivery(self.responses, self.poster, self.acknowledgements, worker_id)
+        self.delivery = Delivery(
+            self.responses, self.poster, self.acknowledgements, worker_id, settings.heartbeat_ttl_s
+        )
         self.heartbeat = Heartbeat(redis, keys, "updater", worker_id, settings.heartbeat_ttl_s)
         self.updaters = 1
         self._posting: set[asyncio.Task[None]] = set()
