@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 
 from shared.errors import SettingsError
 from shared.secret import Secret, redact_url_password
-from shared.settings_declaration import ALL, BOT, COMPOSE, RUNNER, UPDATER, SettingSpec, setting, spec_of
+from shared.settings_declaration import ALL, BOT, COMPOSE, LAUNCHER, RUNNER, UPDATER, SettingSpec, setting, spec_of
 from shared.settings_parsers import (
     bounded,
     choice,
@@ -228,8 +228,15 @@ class Settings:
         "MODEL_CACHE_DIR",
         path,
         path("~/.cache/llama-discord-bot"),
-        "Where model weights are kept.",
-        used_by=RUNNER,
+        "Where model weights are kept; the launcher's own Redis keeps its data in redis/ there.",
+        used_by=RUNNER | LAUNCHER,
+    )
+    local_redis_port: int = setting(
+        "LOCAL_REDIS_PORT",
+        bounded(int, 1, 65535),
+        6379,
+        "With REDIS_URL unset, the launcher's Redis listens on 127.0.0.1 at this port.",
+        used_by=LAUNCHER,
     )
     worker_id: str = setting(
         "WORKER_ID",
@@ -296,14 +303,25 @@ class Settings:
 
         `require` names variables that this process cannot run without (e.g. DISCORD_TOKEN).
         """
-        env: dict[str, str] = {}
-        if env_file is not None and Path(env_file).is_file():
-            env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
-        env.update(os.environ if environ is None else environ)
+        env = read_environment(environ, env_file=env_file)
         for name in require:
             if not env.get(name, "").strip():
                 raise SettingsError(f"{name} is not set; put it in the environment or in .env")
         return cls(**{f.name: spec_of(f).read(env) for f in fields(cls)})
+
+
+def read_environment(
+    environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env"
+) -> dict[str, str]:
+    """The variables settings are read from: `env_file`'s, overridden by `environ` (default: the environment).
+
+    The launcher asks it whether REDIS_URL was given at all, which the parsed default cannot tell.
+    """
+    env: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+    return env
 
 
 REDIS_PASSWORD = SettingSpec(

@@ -16,13 +16,15 @@ _METADATA_KEY = "setting"
 
 
 class Process(Flag):
-    """Who reads a setting: one or more of the three processes, or only docker-compose.yml."""
+    """Who reads a setting: one or more of the three processes, the launcher, or only docker-compose.yml."""
 
     BOT = 1
     RUNNER = 2
     UPDATER = 4
     ALL = BOT | RUNNER | UPDATER
     COMPOSE = 8
+    LAUNCHER = 16
+    """`llama-discord-bot run` (launcher/), which starts Redis and the three processes on one machine."""
 
     def as_text(self) -> str:
         """As the README's "used by" column writes it: `all`, `compose`, or e.g. `runner, updater`."""
@@ -31,7 +33,8 @@ class Process(Flag):
         return ", ".join(member.name.lower() for member in self if member.name)
 
 
-BOT, RUNNER, UPDATER, ALL, COMPOSE = Process.BOT, Process.RUNNER, Process.UPDATER, Process.ALL, Process.COMPOSE
+BOT, RUNNER, UPDATER, ALL = Process.BOT, Process.RUNNER, Process.UPDATER, Process.ALL
+COMPOSE, LAUNCHER = Process.COMPOSE, Process.LAUNCHER
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,11 +16,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SERVER_BINARY_VARIABLE = "REDIS_SERVER_BINARY"
+"""Names another Redis-compatible server to test against, e.g. the embedded valkey-server `make run` uses."""
+
+
+def server_binary() -> str:
+    """`redis-server` from PATH (what CI uses), unless REDIS_SERVER_BINARY names another binary."""
+    binary = os.environ.get(SERVER_BINARY_VARIABLE) or shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            f"redis-server is not installed (apt-get install redis-server), nor {SERVER_BINARY_VARIABLE} set"
+        )
+    return binary
+
+
 class RedisServer:
     def __init__(self, directory: Path, password: str = "") -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        binary = server_binary()
         self.binary = binary
         self.directory = directory
         self.password = password
