@@ -88,6 +88,8 @@ class TrialResult:
     duplicated: int
     wrong: int
     seconds: float
+    questions: dict[str, tuple[str, str]]
+    """Message id -> (user id, question), to check every final text once all trials are over."""
 
 
 async def streaming(cluster: Cluster) -> bool:
@@ -151,6 +153,7 @@ async def trial(cluster: Cluster, number: int, rng: random.Random, args: argpars
         duplicated=sum(1 for m in sent if counts[m] > 1),
         wrong=await wrong_answers(cluster, questions),
         seconds=seconds,
+        questions=questions,
     )
     print(
         f"trial {number + 1}: jobs={len(sent)} killed={', '.join(killed)} drained_in={seconds:.1f}s "
@@ -172,7 +175,7 @@ async def run(args: argparse.Namespace) -> int:
         server.start()
         results: list[TrialResult] = []
         counts: Counter[str] = Counter()
-        edits = 0
+        edits = wrong = 0
         clean_exit = True
         try:
             env = {**WORKER_ENV, "STREAM_INTERVAL_S": str(args.stream_interval)}
@@ -183,6 +186,7 @@ async def run(args: argparse.Namespace) -> int:
                 await asyncio.sleep(1.0)
                 counts = reply_counts(cluster)
                 edits = len(cluster.fake.edits)
+                wrong = await wrong_answers(cluster, {m: q for r in results for m, q in r.questions.items()})
         except AssertionError as exc:  # a process exited badly or logged a traceback at shutdown
             clean_exit = False
             print(f"deployment did not shut down cleanly: {str(exc)[:2000]}")
@@ -192,9 +196,9 @@ async def run(args: argparse.Namespace) -> int:
     lost = sum(1 for m in sent if counts[m] == 0)
     duplicated = sum(1 for m in sent if counts[m] > 1)
     late = sum(r.lost for r in results) - lost
-    wrong = sum(r.wrong for r in results)
     slowest = max((r.seconds for r in results), default=0.0)
     print(f"slowest trial {slowest:.1f}s; answers that came after their trial's deadline: {late}")
+    print(f"texts still streaming at their trial's deadline: {sum(r.wrong for r in results) - wrong}")
     print(f"edits of streamed answers: {edits} (stream interval {args.stream_interval} s)")
     print(f"trials={len(results)} jobs={len(sent)} lost={lost} duplicated={duplicated} wrong={wrong}")
     return 1 if lost or duplicated or wrong or not clean_exit else 0

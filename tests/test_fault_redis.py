@@ -13,6 +13,7 @@ from bot.texts import BUSY as BUSY_TEXT
 from tests.e2e_support import history_key, replies_to, wait_reply
 from tests.fault_support import Cluster, running_cluster
 from tests.redis_server import RedisServer
+from updater.rendering import STREAMING_MARKER
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +46,13 @@ async def wait_accepted(cluster: Cluster, message_ids: list[str], timeout: float
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.parametrize("stream_interval_s", ["0", "0.1"], ids=["whole-answers", "streaming"])
 async def test_processes_wait_for_redis_then_survive_its_restart_losing_nothing(
-    own_redis: RedisServer, tmp_path: Path
+    own_redis: RedisServer, tmp_path: Path, stream_interval_s: str
 ) -> None:
-    async with running_cluster(own_redis, tmp_path, model="echo:0.3", runners=2, redis_late=True) as cluster:
+    async with running_cluster(
+        own_redis, tmp_path, model="echo:0.3", runners=2, redis_late=True, STREAM_INTERVAL_S=stream_interval_s
+    ) as cluster:
         fake, system = cluster.fake, cluster.system
         # Started before Redis was up (redis_late): each said so once and then went to work.
         for process in system.processes:
@@ -78,8 +82,12 @@ async def test_processes_wait_for_redis_then_survive_its_restart_losing_nothing(
         await asyncio.sleep(1.0)
 
         cluster.assert_each_answered_once([*accepted, *(m["id"] for m in during), after["id"]])
+        for message_id in [*accepted, after["id"]]:  # streamed or not, each ends with its whole answer
+            [reply] = replies_to(fake, message_id)
+            shown = fake.message(reply["id"])["content"]
+            assert shown.startswith("echo: ") and not shown.endswith(STREAMING_MARKER), shown
         for message_id in accepted:
-            assert replies_to(fake, message_id)[0]["content"].startswith("echo: before")
+            assert fake.message(replies_to(fake, message_id)[0]["id"])["content"].startswith("echo: before")
         # Heartbeats expired during the outage, so runners may have reaped each other's jobs in hand when it
         # ended: completion must still have happened once per job, which the history shows.
         for user in users:

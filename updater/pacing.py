@@ -16,8 +16,8 @@ SPARE_SHARE = 0.25
 CHANNEL_LIMIT = 5
 CHANNEL_WINDOW_S = 5.0
 """Discord's per-channel limit: 5 messages per 5 s in one channel, edits included."""
-CHANNEL_RESERVE = 2
-"""Of those, kept for final answers and first parts: a busy channel's partial edits space out on their own."""
+CHANNEL_RESERVE = 1
+"""Of those, kept for final answers: a busy channel's partial updates space out on their own."""
 
 CHANNELS_TRACKED = 10_000
 

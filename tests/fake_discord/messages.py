@@ -171,7 +171,13 @@ class MessageRoutes:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         body, files = await read_body(request)
         edited = self._world.edit_message(message["id"], edit_changes(self._world, request, message, body, files))
-        self._journal.edits.append({**body, "message_id": message["id"], "channel_id": message["channel_id"]})
+        edit = {
+            **body,
+            "message_id": message["id"],
+            "channel_id": message["channel_id"],
+            "_received_at": time.monotonic(),
+        }
+        self._journal.edits.append(edit)
         self._journal.notify()
         await self._gateway.dispatch_message("MESSAGE_UPDATE", edited)
         return json_response(edited)
