@@ -21,7 +21,6 @@ from runner.engines.transformers.engine import TransformersEngine
 from runner.engines.transformers.rolling_batch import cache_states
 from runner.engines.transformers.shared_prefix import SharedPrefix
 from runner.errors import DiagnosticError, ModelLoadError
-from runner.weights.loading import choose_dtype
 from runner.weights.source import ModelFiles
 from shared.schemas import Turn
 from shared.settings import Settings
@@ -339,11 +338,6 @@ def test_max_context_tokens_narrows_the_context(tiny_model_dir: Path) -> None:
 def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match="DEVICE=cuda but torch sees no CUDA device"):
         load_engine(tiny_settings(tiny_model_dir, device="cuda"))
-
-
-def test_dtype_auto_on_cpu_is_float32_and_an_explicit_dtype_wins() -> None:
-    assert choose_dtype("auto", "cpu") == torch.float32
-    assert choose_dtype("bfloat16", "cpu") == torch.bfloat16
 
 
 def test_echo_engine_answers_with_the_message() -> None:

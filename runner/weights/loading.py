@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from runner.errors import ModelLoadError, one_line
+from runner.weights.cpu_features import CpuFeatures, read_cpu_features
 from runner.weights.packing import pack_linear_layers
 from shared.settings import Settings
 
@@ -25,16 +27,19 @@ DEFAULT_CONTEXT_CAP_TOKENS = 8192
 FALLBACK_CONTEXT_TOKENS = 2048
 """Context window of a model whose config does not state one."""
 
-CPU_DTYPE = torch.float32
-"""What DTYPE=auto picks on a CPU: without native bfloat16 (as on this project's AVX2 EPYC) every bfloat16 matmul
-converts to float32 and back, so bfloat16 wins only at decoding one sequence (README, Benchmarks).
-"""
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    dtype: torch.dtype
+    reason: str
+    """Why, for the start-up line: e.g. "auto: avx512_bf16" or "auto: no native bfloat16"."""
 
 
-def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, DtypeChoice]:
     """Loads from local files only (Hub models were fetched before); raises ModelLoadError."""
     device = choose_device(settings.device)
-    dtype = choose_dtype(settings.dtype, device)
+    choice = choose_dtype(settings.dtype, device)
+    dtype = choice.dtype
     extra: dict[str, object] = {}
     if files.gguf_file:
         # The packed-weights path needs the `kernels` package and cannot be saved or moved freely.
@@ -50,7 +55,7 @@ def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, 
             pack_linear_layers(model, settings.batch_size)
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None
-    return model, tokenizer
+    return model, tokenizer, choice
 
 
 def choose_device(setting: str) -> str:
@@ -64,15 +69,23 @@ def choose_device(setting: str) -> str:
     return setting
 
 
-def choose_dtype(setting: str, device: str) -> torch.dtype:
-    """DTYPE=auto is bfloat16 on GPUs that support it, float16 on other GPUs, and CPU_DTYPE on CPUs."""
+def choose_dtype(setting: str, device: str, cpu: CpuFeatures | None = None) -> DtypeChoice:
+    """DTYPE=auto: bfloat16 on GPUs that support it, float16 on other GPUs; on a CPU, bfloat16 where it computes
+    bfloat16 natively (AVX-512 BF16 or AMX), float32 elsewhere, where every bfloat16 matmul is emulated."""
     if setting != "auto":
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[setting]
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[setting]
+        return DtypeChoice(dtype, f"DTYPE={setting}")
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if torch.cuda.is_bf16_supported():
+            return DtypeChoice(torch.bfloat16, "auto: a GPU with bfloat16")
+        return DtypeChoice(torch.float16, "auto: a GPU without bfloat16")
     if device == "mps":
-        return torch.float16
-    return CPU_DTYPE
+        return DtypeChoice(torch.float16, "auto: Apple GPU")
+    cpu = cpu or read_cpu_features()
+    native = cpu.native_bf16
+    if native is not None:
+        return DtypeChoice(torch.bfloat16, f"auto: {cpu.summary()} has {native}")
+    return DtypeChoice(torch.float32, f"auto: {cpu.summary()} has no native bfloat16")
 
 
 def context_tokens(model: PreTrainedModel, max_context_tokens: int) -> int:

@@ -78,7 +78,7 @@ class TransformersEngine:
     @classmethod
     def load(cls, files: ModelFiles, settings: Settings) -> Self:
         """Loads from local files only (Hub models were fetched before); raises ModelLoadError."""
-        model, tokenizer = load_model(files, settings)
+        model, tokenizer, dtype = load_model(files, settings)
         engine = cls(
             model,
             tokenizer,
@@ -88,6 +88,7 @@ class TransformersEngine:
             max_rows=settings.batch_size,
             token_budget=settings.batch_token_budget,
         )
+        engine.description += f" dtype_reason=[{dtype.reason}]"
         engine.check_room(settings.max_new_tokens)
         engine.read_shared_prefix()
         return engine

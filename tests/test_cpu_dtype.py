@@ -1,0 +1,69 @@
+"""Which dtype a CPU gets: bfloat16 only where the CPU computes it natively, and packing that copes with both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from runner.weights.cpu_features import CpuFeatures, read_cpu_features
+from runner.weights.loading import choose_dtype
+from runner.weights.packing import PackedLinear, pack_linear_layers
+
+ZEN3 = CpuFeatures("AMD EPYC (Zen 3)", frozenset({"avx2", "fma"}))
+ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", frozenset({"avx2", "avx512f", "avx512bw", "avx512_bf16"}))
+SKYLAKE = CpuFeatures("Intel Xeon (Skylake)", frozenset({"avx2", "avx512f", "avx512bw"}))
+SAPPHIRE = CpuFeatures("Intel Xeon (Sapphire Rapids)", frozenset({"avx2", "avx512f", "amx_bf16", "amx_tile"}))
+
+
+def test_auto_picks_bfloat16_only_where_the_cpu_has_it_natively() -> None:
+    assert choose_dtype("auto", "cpu", ZEN4).dtype == torch.bfloat16
+    assert choose_dtype("auto", "cpu", SAPPHIRE).dtype == torch.bfloat16
+    # AVX-512 alone only emulates bfloat16 (torch's own check says yes there): float32 stays faster.
+    assert choose_dtype("auto", "cpu", SKYLAKE).dtype == torch.float32
+    assert choose_dtype("auto", "cpu", ZEN3).dtype == torch.float32
+
+
+def test_the_choice_says_why_and_an_explicit_dtype_wins() -> None:
+    assert "avx512_bf16" in choose_dtype("auto", "cpu", ZEN4).reason
+    assert "no native bfloat16" in choose_dtype("auto", "cpu", ZEN3).reason
+    forced = choose_dtype("float32", "cpu", ZEN4)
+    assert (forced.dtype, forced.reason) == (torch.float32, "DTYPE=float32")
+
+
+def test_cpu_features_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    )
+    features = read_cpu_features(cpuinfo)
+    assert features.model == "AMD EPYC 9R14" and features.native_bf16 == "avx512_bf16"
+    assert features.summary() == "AMD EPYC 9R14 (avx2 avx512f avx512_bf16)"
+    assert read_cpu_features(tmp_path / "missing").flags == frozenset()
+
+
+def test_bfloat16_layers_are_packed_where_onednn_can_and_left_alone_where_it_cannot() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 96), nn.Linear(96, 32)).to(torch.bfloat16)
+    probe = torch.randn(4, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        before = model(probe).float()
+    packed = pack_linear_layers(model, rows_hint=16)
+    kinds = {type(layer) for layer in model}
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported() and packed:
+        assert kinds == {PackedLinear}
+        with torch.inference_mode():
+            torch.testing.assert_close(model(probe).float(), before, rtol=2e-2, atol=2e-2)
+    else:
+        assert not packed and kinds == {nn.Linear}, "a CPU oneDNN cannot pack bfloat16 on keeps torch's layers"
+
+
+@pytest.mark.skipif(read_cpu_features().native_bf16 is None, reason="this CPU has no native bfloat16")
+def test_on_a_cpu_with_native_bfloat16_auto_packs_bfloat16() -> None:
+    choice = choose_dtype("auto", "cpu")
+    assert choice.dtype == torch.bfloat16
+    model = nn.Sequential(nn.Linear(64, 96)).to(choice.dtype)
+    assert pack_linear_layers(model, rows_hint=16)
