@@ -1,0 +1,103 @@
+"""`python bench/bf16_quality.py`: what bfloat16 changes in the built-in model's answers, and what it saves.
+
+Greedy answers (64 new tokens, end-of-sequence honoured) to the 16 first questions of bench/questions.json in
+float32 and in bfloat16: how many are identical, and the mean position of the first token that differs. Then
+batch-invariance, each dtype: how many answers are identical when the question is answered alone and among the
+16. Then the resident memory (VmRSS) of a process that has loaded the model in each dtype (a fresh interpreter each, as
+a runner). On a CPU without native bfloat16 the bfloat16 runs are emulated (slow) but give the same tokens.
+The last line is the summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.throughput import QUESTIONS, bench_settings  # noqa: E402
+from runner.engines.choice import load_engine  # noqa: E402
+from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
+from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
+from runner.weights.cpu_features import read_cpu_features  # noqa: E402
+
+ANSWERS = 16
+NEW_TOKENS = 64
+RSS_SCRIPT = """
+import dataclasses, gc, sys
+sys.path.insert(0, {root!r})
+from bench.throughput import bench_settings
+from runner.engines.choice import load_engine
+engine = load_engine(dataclasses.replace(bench_settings(), dtype={dtype!r}))
+gc.collect()
+status = open("/proc/self/status").read().split()
+print(int(status[status.index("VmRSS:") + 1]) // 1024)
+"""
+
+
+def requests() -> list[GenerationRequest]:
+    return [GenerationRequest(f"q{i}", (), QUESTIONS[i], NEW_TOKENS, 0.0, 1.0, 1.1) for i in range(ANSWERS)]
+
+
+def answer_tokens(engine: TransformersEngine, batch: list[GenerationRequest]) -> list[list[int]]:
+    """Each answer's tokens, as the engine's tokenizer encodes its text (the engine returns text)."""
+    return [engine.tokenizer.encode(r.text or "", add_special_tokens=False) for r in generate_all(engine, batch)]
+
+
+def first_difference(a: list[int], b: list[int]) -> int | None:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def engine_in(dtype: str) -> TransformersEngine:
+    engine = load_engine(dataclasses.replace(bench_settings(), dtype=dtype, batch_size=ANSWERS))
+    assert isinstance(engine, TransformersEngine)
+    return engine
+
+
+def resident_mib(dtype: str) -> int:
+    script = RSS_SCRIPT.format(root=str(ROOT), dtype=dtype)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    print(f"CPU: {read_cpu_features().summary()}; {ANSWERS} questions, {NEW_TOKENS} new tokens, greedy")
+    texts: dict[str, list[str]] = {}
+    together: dict[str, list[list[int]]] = {}
+    alone_same: dict[str, int] = {}
+    for dtype in ("float32", "bfloat16"):
+        engine = engine_in(dtype)
+        print(engine.description)
+        batch = requests()
+        together[dtype] = answer_tokens(engine, batch)
+        texts[dtype] = [r.text or "" for r in generate_all(engine, batch[:1])]
+        alone = [answer_tokens(engine, [request])[0] for request in batch]
+        alone_same[dtype] = sum(a == b for a, b in zip(alone, together[dtype], strict=True))
+    pairs = list(zip(together["float32"], together["bfloat16"], strict=True))
+    identical = sum(a == b for a, b in pairs)
+    firsts = [d for a, b in pairs if (d := first_difference(a, b)) is not None]
+    mean_first = sum(firsts) / len(firsts) if firsts else float("nan")
+    print(f"identical float32/bfloat16 answers: {identical} of {ANSWERS}; first differing token at {mean_first:.1f}")
+    print(
+        f"same answer alone and in a batch of {ANSWERS}: float32 {alone_same['float32']}, "
+        f"bfloat16 {alone_same['bfloat16']}"
+    )
+    print(f"question: {QUESTIONS[0]}\n  float32:  {texts['float32'][0]}\n  bfloat16: {texts['bfloat16'][0]}")
+    rss = {dtype: resident_mib(dtype) for dtype in ("float32", "bfloat16")}
+    print(f"resident memory once loaded: float32 {rss['float32']} MiB, bfloat16 {rss['bfloat16']} MiB")
+    print(
+        f"identical={identical}/{ANSWERS} first_difference_mean={mean_first:.1f} "
+        f"batch_invariant_float32={alone_same['float32']}/{ANSWERS} "
+        f"batch_invariant_bfloat16={alone_same['bfloat16']}/{ANSWERS} "
+        f"rss_mib_float32={rss['float32']} rss_mib_bfloat16={rss['bfloat16']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
