@@ -55,6 +55,8 @@ SCALING_ROUNDS = 12
 """Full batches each runner gets in a scaling run, so start-up and tail effects stay small."""
 DISCORD_GLOBAL_LIMIT_PER_S = 50
 KEYS = Keys()
+ECHO_MODEL_NAME = "echo"
+"""The name the echo runners serve under (MODEL=echo, no MODEL_NAME): the queue the jobs are routed to."""
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -79,6 +81,7 @@ def new_job(user_id: str, index: int) -> Job:
         "attempts": 0,
         "conversation": private_conversation("900", user_id),
         "lane": user_id,
+        "model": ECHO_MODEL_NAME,
     }
 
 

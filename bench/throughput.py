@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel  # noqa: E402
 
-from runner.engines.choice import load_engine  # noqa: E402
+from runner.engines.choice import load_engine, served_model_name  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.source import resolve_model  # noqa: E402
@@ -165,6 +165,8 @@ class Pipeline:
         }
         self.system = System(env, work_dir)
         self.rounds = 0
+        self.model = served_model_name(settings)
+        """The model's queue the runner claims from, as the bot routes jobs to the only model served."""
 
     async def start(self) -> None:
         runner = self.system.start("runner")
@@ -205,6 +207,7 @@ class Pipeline:
             "attempts": 0,
             "conversation": private_conversation("900", user),
             "lane": user,
+            "model": self.model,
             "max_new_tokens": NEW_TOKENS,
             "min_new_tokens": NEW_TOKENS,
             "temperature": 0.0,

@@ -26,11 +26,7 @@ async def run_admin_command(
     if not allowed:
         return texts.ADMINS_ONLY
     if command is Command.STATS:
-        s = await inspection.stats()
-        return (
-            f"Queue: {s.waiting} waiting, {s.processing} being answered by {s.runners} live runners, "
-            f"{s.responses} answers being posted, {s.dead} failed. {s.opted_in} users opted in."
-        )
+        return texts.stats_text(await inspection.stats())
     if command is Command.DEAD:
         letters = await inspection.dead_letters(guild_id)
         if not letters:

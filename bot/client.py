@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -12,12 +13,16 @@ from bot.admin import run_admin_command
 from bot.chat_threads import open_chat
 from bot.commands import ADMIN_COMMANDS, Command, command_argument, parse_command
 from bot.intake import MessageIntake
+from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
+from bot.unavailable_models import UnavailableModelNotices
 from shared.consent import ConsentRegistry
 from shared.job_queue import JobQueue
 from shared.keys import Keys
+from shared.model_choice import ModelChoices
 from shared.queue_inspection import QueueInspection
 from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
+from shared.served_models import LiveModels
 from shared.settings import Settings
 from shared.shared_threads import SharedThreads, drop_legacy_histories
 from shared.waiting_status import WaitingStatusReader
@@ -42,8 +47,13 @@ class LlamaBot(discord.Client):
         self.threads = SharedThreads(self.redis, self.keys, settings.history_ttl_s)
         self.waiting = WaitingStatusReader(self.redis, self.keys)
         self.outbox = Outbox(settings)
+        self.models = ModelChoices(self.redis, self.keys, LiveModels(self.redis, self.keys), settings.default_model)
         queue = JobQueue(self.redis, self.keys, settings)
-        self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox)
+        self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox, models=self.models)
+        self.model_commands = ModelCommands(settings, self.models, queue, self.threads)
+        self.unavailable = UnavailableModelNotices(self, self.redis, self.keys, self.outbox, settings.command_prefix)
+        self._closing = asyncio.Event()
+        self._watching: asyncio.Task[None] | None = None
 
     @property
     def accepted(self) -> int:
@@ -52,8 +62,13 @@ class LlamaBot(discord.Client):
     async def setup_hook(self) -> None:
         await wait_for_redis(self.redis, self.settings)
         await drop_legacy_histories(self.redis, self.keys)
+        self._watching = asyncio.create_task(self.unavailable.run(self._closing))
 
     async def close(self) -> None:
+        self._closing.set()
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         await super().close()
         await self.redis.aclose()
 
@@ -85,6 +100,8 @@ class LlamaBot(discord.Client):
                 text = texts.forget_text(opted_in, opted_in and await self.consent.forget(user_id))
             elif command is Command.STATUS:
                 text = texts.status_text(await self.waiting.status_of(user_id))
+            elif command in (Command.MODELS, Command.MODEL):
+                text = await self.model_commands.run(command, message, self.user.id if self.user else 0)
             elif command is Command.CHAT:
                 text = await open_chat(
                     message,

@@ -12,6 +12,8 @@ class Command(Enum):
     HELP = "help"
     CHAT = "chat"
     STATUS = "status"
+    MODELS = "models"
+    MODEL = "model"
     # Operator commands: server administrators and ADMIN_USER_IDS only.
     STATS = "stats"
     DEAD = "dead"

@@ -1,5 +1,5 @@
-"""Taking a message in: whether it is for the bot, which conversation and lane it belongs to, queueing it and
-acknowledging it; and edits or deletions of messages that still wait."""
+"""Taking a message in: whether it is for the bot, which conversation and lane it belongs to, which model answers
+it, queueing it and acknowledging it; and edits or deletions of messages that still wait."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bot.relevance import MessageFacts, addressed_text, speaker_name
 from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.job_queue import EnqueueResult, JobQueue
+from shared.model_choice import ModelChoices
 from shared.reactions import WAITING_EMOJI
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import Job
@@ -31,21 +32,23 @@ RECENT_MESSAGES_KEPT = 10_000
 
 @dataclass(frozen=True)
 class Destination:
-    """Where a message's exchange is kept (conversation) and where it waits its turn (lane)."""
+    """Where a message's exchange is kept (conversation), where it waits its turn (lane), and whose choice of model
+    answers it (chooser: its author, or whoever opened the shared thread; None once they opted out)."""
 
     conversation: str
     lane: str
     shared: bool
+    chooser: str | None
 
     @classmethod
     def private(cls, message: discord.Message) -> Destination:
         user = str(message.author.id)
-        return cls(private_conversation(str(message.channel.id), user), user, shared=False)
+        return cls(private_conversation(str(message.channel.id), user), user, shared=False, chooser=user)
 
     @classmethod
-    def thread(cls, thread_id: int) -> Destination:
+    def thread(cls, thread_id: int, starter: str | None) -> Destination:
         conversation = shared_conversation(str(thread_id))
-        return cls(conversation, conversation, shared=True)
+        return cls(conversation, conversation, shared=True, chooser=starter)
 
 
 def facts_of(message: discord.Message, bot_id: int, *, in_shared_thread: bool = False) -> MessageFacts:
@@ -71,10 +74,18 @@ def may_be_shared_thread(channel: object, bot_id: int) -> bool:
 
 class MessageIntake:
     def __init__(
-        self, settings: Settings, queue: JobQueue, consent: ConsentRegistry, threads: SharedThreads, outbox: Outbox
+        self,
+        settings: Settings,
+        queue: JobQueue,
+        consent: ConsentRegistry,
+        threads: SharedThreads,
+        outbox: Outbox,
+        *,
+        models: ModelChoices,
     ) -> None:
         self.settings = settings
         self.queue = queue
+        self.models = models
         self.consent = consent
         self.threads = threads
         self.outbox = outbox
@@ -92,13 +103,13 @@ class MessageIntake:
                     await self.take(message, question, destination, consent_checked=False)
             return
         # Every message of a shared thread is for the bot: the thread's lock keeps its speakers in order.
-        async with self.locks.hold(Destination.thread(message.channel.id).lane):
+        async with self.locks.hold(shared_conversation(str(message.channel.id))):
             await self._consider_in_thread(message, bot_id)
 
     async def _consider_in_thread(self, message: discord.Message, bot_id: int) -> None:
         user_id = str(message.author.id)
         try:
-            opted_in, shared = await self._consent_and_sharing(user_id, message.channel.id)
+            opted_in, shared, starter = await self._consent_and_sharing(user_id, message.channel.id)
         except REDIS_DOWN_ERRORS:
             if addressed_text(facts_of(message, bot_id, in_shared_thread=True), self.settings.wake_words) is not None:
                 log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
@@ -108,12 +119,14 @@ class MessageIntake:
             return  # nothing is stored, logged or answered for users who have not opted in
         question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
         if question is not None:
-            destination = Destination.thread(message.channel.id) if shared else Destination.private(message)
+            destination = Destination.thread(message.channel.id, starter) if shared else Destination.private(message)
             await self.take(message, question, destination, consent_checked=True)
 
-    async def _consent_and_sharing(self, user_id: str, channel_id: int) -> tuple[bool, bool]:
-        opted_in = await self.consent.is_opted_in(user_id)
-        return opted_in, opted_in and await self.threads.is_shared(str(channel_id))
+    async def _consent_and_sharing(self, user_id: str, channel_id: int) -> tuple[bool, bool, str | None]:
+        """Whether the user opted in, and (only then) whether the channel is a shared thread and who opened it."""
+        if not await self.consent.is_opted_in(user_id):
+            return False, False, None
+        return True, *await self.threads.sharing(str(channel_id))
 
     async def take(
         self, message: discord.Message, question: str, destination: Destination, *, consent_checked: bool
@@ -126,11 +139,11 @@ class MessageIntake:
                     await self.outbox.reply(message, texts.EMPTY_QUESTION)
                 return
             truncated = len(question) > self.settings.max_input_chars
-            job = self.job_for(message, question[: self.settings.max_input_chars], destination)
+            job = await self.job_for(message, question[: self.settings.max_input_chars], destination)
             result = await self.queue.enqueue(job)
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
-                result = await self.queue.enqueue(self.job_for(message, job["content"], destination))
+                result = await self.queue.enqueue(await self.job_for(message, job["content"], destination))
             if result.status == "not_opted_in":
                 return  # nothing is stored, logged or answered for users who have not opted in
             log.info("message %s from user %s: %s", message.id, user_id, result.status)
@@ -140,12 +153,15 @@ class MessageIntake:
             return
         await self.acknowledge(message, result, destination, truncated)
 
-    def job_for(self, message: discord.Message, question: str, destination: Destination) -> Job:
+    async def job_for(self, message: discord.Message, question: str, destination: Destination) -> Job:
+        """The job for a message, routed to its model (see shared/model_choice.py)."""
+        guild_id = str(message.guild.id) if message.guild else None
+        route = await self.models.route(destination.chooser, guild_id)
         job: Job = {
             "id": str(message.id),
             "user_id": str(message.author.id),
             "channel_id": str(message.channel.id),
-            "guild_id": str(message.guild.id) if message.guild else None,
+            "guild_id": guild_id,
             "content": question,
             "enqueued_at": time.time(),
             "attempts": 0,
@@ -154,6 +170,8 @@ class MessageIntake:
         }
         if destination.shared:
             job["author_name"] = speaker_name(message.author.display_name, fallback=message.author.name)
+        if route.model is not None:
+            job["model"] = route.model
         return job
 
     async def acknowledge(

@@ -18,7 +18,7 @@ class Outbox:
         self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
         self.messages = RequestBudget(settings.bot_replies_per_s)
 
-    async def reply(self, message: discord.Message, text: str) -> None:
+    async def reply(self, message: discord.Message | discord.PartialMessage, text: str) -> None:
         """A reply that pings nobody; failures are logged, not raised (the bot keeps serving)."""
         await self.messages.take()
         try:

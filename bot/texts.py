@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from shared.model_choice import Route
+from shared.queue_inspection import QueueStats
 from shared.waiting_status import WaitingStatus
 
 EMPTY_QUESTION = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s a llama?"'
@@ -11,6 +13,24 @@ EMPTY_QUESTION = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s 
 BUSY = "I can't reach my message queue right now, so I can't take your message. Please try again in a minute."
 
 ADMINS_ONLY = "Only server administrators can use that command."
+
+
+def stats_text(s: QueueStats) -> str:
+    """`!stats`: the queue figures, waiting messages and live runners per model."""
+    waiting = []
+    for model, count in s.waiting_per_model.items():
+        served = "" if not model or model in s.runners_per_model else ", no runner"
+        waiting.append(f"`{model or 'any'}` {count}{served}")
+    runners = [f"`{model}` {count}" for model, count in s.runners_per_model.items()]
+    return (
+        f"Queue: {s.waiting} waiting{_listed(waiting)}, {s.processing} being answered; "
+        f"{s.runners} live runners{_listed(runners)}; {s.responses} answers being posted, {s.dead} failed. "
+        f"{s.opted_in} users opted in."
+    )
+
+
+def _listed(parts: list[str]) -> str:
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def wake(wake_words: Sequence[str]) -> str:
@@ -26,12 +46,14 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         "by replying to one of my messages, or in a DM. What you say in one channel stays in that channel.\n"
         f"`{prefix}chat [topic]` — open a thread where everyone who opted in talks with me together, "
         "no need to say my name.\n"
+        f"`{prefix}models` — the models answering now; `{prefix}model <name>` — choose the one that answers you; "
+        f"`{prefix}model` — which one does, and why.\n"
         f"`{prefix}status` — where your waiting messages stand.\n"
         f"`{prefix}forget` — erase our conversations (and your messages in shared threads); you stay opted in.\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
         f"`{prefix}help` — this message.\n"
-        f"Administrators: `{prefix}stats` (queue figures), `{prefix}dead` (failed messages), "
-        f"`{prefix}replay <id>` (retry a failed message)."
+        f"Administrators: `{prefix}model default <name>` (this server's default model), `{prefix}stats` "
+        f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message)."
     )
 
 
@@ -65,6 +87,9 @@ def status_text(status: WaitingStatus) -> str:
     lines = []
     for lane in status.lanes:
         where = "In a shared thread" if lane.shared else "Your messages"
+        if not status.served(lane):
+            lines.append(f"{where}: waiting for `{lane.model}`, which isn't being served right now.")
+            continue
         if lane.answering and not lane.before_mine and lane.mine_waiting == 0:
             lines.append(f"{where}: I'm writing my answer now.")
             continue
@@ -82,7 +107,7 @@ def status_text(status: WaitingStatus) -> str:
         wait = status.rough_wait_s(lane)
         guess = f" (roughly {_duration(wait)} at the recent pace)" if wait is not None else ""
         lines.append(f"{where}: {'; '.join(parts)}{guess}.")
-    if not pace:
+    if not pace and any(status.served(lane) for lane in status.lanes):
         lines.append("No answers in the last minute to estimate a wait from.")
     return "\n".join(lines)
 
@@ -147,3 +172,106 @@ def chat_greeting(prefix: str, starter: str) -> str:
 
 def chat_opened_text(thread_mention: str) -> str:
     return f"I've opened {thread_mention}: everyone who opted in can talk with me there."
+
+
+# ---- Models (`!models`, `!model`) -----------------------------------------------------------------------------
+
+
+def _names(models: Sequence[str]) -> str:
+    return ", ".join(f"`{model}`" for model in models)
+
+
+def _why(route: Route, in_thread: bool) -> str:
+    """Why a route's model answers: whose choice or which default."""
+    if route.reason == "choice":
+        return "the choice of whoever opened this thread" if in_thread else "your choice"
+    if route.reason == "server_default":
+        return "this server's default"
+    return "the default"
+
+
+def answered_by_text(route: Route, prefix: str, *, in_thread: bool) -> str:
+    """`!model`: which model answers the caller's messages here, and why."""
+    where = "Messages in this thread" if in_thread else "Your messages here"
+    if route.model is None:
+        return f"No model is being served right now: {where.lower()} wait until a runner starts."
+    if not route.served:
+        return (
+            f"No model is being served right now: {where.lower()} wait for `{route.model}` "
+            f"({_why(route, in_thread)}) to be back."
+        )
+    text = f"{where} are answered by `{route.model}`, {_why(route, in_thread)}."
+    if route.unserved_choice:
+        whose = "The choice of whoever opened this thread" if in_thread else "Your choice"
+        text = f"{whose}, `{route.unserved_choice}`, isn't being served right now. {text}"
+    elif route.reason != "choice" and not in_thread:
+        text += f" `{prefix}model <name>` chooses another (see `{prefix}models`)."
+    return text
+
+
+def models_text(
+    served: Mapping[str, int], route: Route, choice: str | None, server_default: str | None, prefix: str
+) -> str:
+    """`!models`: the models served now, how many runners each, marking the caller's choice and the defaults."""
+    if not served:
+        return "No model is being served right now: messages wait until a runner starts."
+    lines = ["**Models being served now:**"]
+    for model, runners in served.items():
+        marks = []
+        if model == choice:
+            marks.append("your choice")
+        if model == server_default:
+            marks.append("this server's default")
+        if model == route.model and route.reason in ("bot_default", "only", "first"):
+            marks.append("the default")
+        lines.append(f"• `{model}`: {plural(runners, 'runner')}" + (f" ({', '.join(marks)})" if marks else ""))
+    lines.append(f"`{prefix}model <name>` chooses the one that answers you; `{prefix}model` says which does.")
+    return "\n".join(lines)
+
+
+def not_served_text(name: str, served: Sequence[str]) -> str:
+    """A model name nobody serves, refused with those that are."""
+    if not served:
+        return f"No model called `{name}` is being served right now; in fact none is, so there is nothing to choose."
+    return f"No model called `{name}` is being served right now. Served now: {_names(served)}."
+
+
+def model_chosen_text(model: str, moved: int) -> str:
+    text = f"Done: `{model}` answers you from now on."
+    if moved:
+        text += f" I moved {plural(moved, 'waiting message')} of yours to it."
+    return text
+
+
+def model_needs_optin_text(prefix: str) -> str:
+    return f"Opt in first with `{prefix}optin`: I only store a choice for people who let me answer them."
+
+
+def server_default_where_text(prefix: str) -> str:
+    return f"`{prefix}model default <name>` sets a server's default model: use it in one of the server's channels."
+
+
+def server_default_set_text(model: str) -> str:
+    return f"Done: `{model}` is now this server's default model, for everyone who hasn't chosen one."
+
+
+def server_default_text(server_default: str | None, served: Mapping[str, int], route: Route, prefix: str) -> str:
+    """`!model default` without a name: the server's default model, and whether it is served; else what answers
+    people who have not chosen one."""
+    if server_default is None:
+        fallback = f" People who haven't chosen one get `{route.model}`." if route.model else ""
+        return f"This server has no default model (`{prefix}model default <name>` sets one).{fallback}"
+    if server_default not in served:
+        return f"This server's default model is `{server_default}`, which isn't being served right now."
+    return f"This server's default model is `{server_default}`."
+
+
+def model_unavailable_text(model: str, prefix: str, *, in_thread: bool) -> str:
+    """Told once to someone whose message waits for a model nobody serves now."""
+    text = (
+        f"The model `{model}` isn't being served right now, so this message waits for it: "
+        "I'll answer it when it's back."
+    )
+    if not in_thread:
+        text += f" Or choose another with `{prefix}model <name>` (see `{prefix}models`) and I'll move it there."
+    return text

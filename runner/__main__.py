@@ -11,7 +11,7 @@ import sys
 import time
 
 from runner.diagnostic import run_diagnostic
-from runner.engines.choice import load_engine
+from runner.engines.choice import load_engine, served_model_name
 from runner.engines.protocol import Engine
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.weights.builtin import prepare_builtin_model
@@ -29,6 +29,7 @@ def load_and_check(settings: Settings) -> Engine:
     """Loads the model and runs one short generation; any failure stops the runner with one clear line."""
     started = time.perf_counter()
     try:
+        served_model_name(settings)  # a MODEL that no name can be made from stops the runner before a slow load
         engine = load_engine(settings)
     except ModelLoadError as exc:
         raise FatalStartupError(str(exc)) from None
@@ -53,9 +54,11 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     try:
         if not await wait_for_redis(redis, settings, stop):
             return
-        worker_id = new_worker_id(settings.worker_id)
-        log.info("runner %s taking jobs (batch size %d)", worker_id, settings.batch_size)
-        await Runner(settings, engine, redis, worker_id).run(stop)
+        runner = Runner(settings, engine, redis, new_worker_id(settings.worker_id))
+        log.info(
+            "runner %s taking jobs for model %s (batch size %d)", runner.worker_id, runner.model, settings.batch_size
+        )
+        await runner.run(stop)
     finally:
         await redis.aclose()
         await asyncio.to_thread(engine.close)

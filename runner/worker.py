@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from runner.batched_completions import BatchedCompletions
 from runner.conversation import model_view
+from runner.engines.choice import served_model_name
 from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 from runner.generation_thread import GenerationThread
 from runner.partials import PartialPublisher
@@ -55,10 +56,18 @@ class Runner:
         self.settings = settings
         self.engine = engine
         self.worker_id = worker_id
+        self.model = served_model_name(settings)
+        """The name this runner serves its model under: it claims that model's jobs (and legacy ones) only."""
         keys = Keys()
         self.queue = JobQueue(redis, keys, settings)
         self.heartbeat = Heartbeat(
-            redis, keys, "runner", worker_id, settings.heartbeat_ttl_s, details=self.heartbeat_details
+            redis,
+            keys,
+            "runner",
+            worker_id,
+            settings.heartbeat_ttl_s,
+            details=self.heartbeat_details,
+            registers=[(keys.models, self.model)],
         )
         self.stats = RunnerStats()
         self.partials = PartialPublisher(self.queue, worker_id)
@@ -80,10 +89,12 @@ class Runner:
         """Serves jobs until `stop` is set; the jobs in hand are finished first."""
         await self._retry(self.heartbeat.beat)
         self.generation.start()
-        beating = asyncio.create_task(self._keep_alive(stop))
+        served = asyncio.Event()
+        beating = asyncio.create_task(self._keep_alive(stop, served))
         try:
             await self._serve(stop)
         finally:
+            served.set()
             await self.generation.stop()
             await self.partials.close()
             beating.cancel()
@@ -145,7 +156,7 @@ class Runner:
         for company: those arriving while it generates join it between two decoding steps. The queue holds one
         job per user at a time, so a batch never holds two messages of the same user.
         """
-        return await self.queue.claim_batch(self.worker_id, limit or self.settings.batch_size)
+        return await self.queue.claim_batch(self.worker_id, self.model, limit or self.settings.batch_size)
 
     def start_jobs(self, batch: list[tuple[ClaimedJob, list[Turn]]]) -> list[asyncio.Task[None]]:
         """Hands the jobs to the generation thread together (they join the batch in the same step), and starts
@@ -223,14 +234,19 @@ class Runner:
         )
 
     def heartbeat_details(self) -> dict[str, object]:
-        return {"answered_last_minute": self.stats.answered_last_minute()}
+        """The model served (what `!models` counts runners by) and the recent pace (what `!status` estimates from)."""
+        return {"model": self.model, "answered_last_minute": self.stats.answered_last_minute()}
 
-    async def _keep_alive(self, stop: asyncio.Event) -> None:
-        """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this)."""
-        while not stop.is_set():
+    async def _keep_alive(self, stop: asyncio.Event, served: asyncio.Event) -> None:
+        """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this), until
+        the runner has `served`: one told to `stop` beats on while it finishes the jobs in hand, or its peers would
+        take them back as a dead runner's (and its answers would be dropped). Not until cancelled: a cancellation
+        that lands in a Redis call can come out as a timeout, which is retried here."""
+        while not served.is_set():
             try:
                 await self.heartbeat.beat_and_reap(self._reap)
-                await self.adopt_strays()
+                if not stop.is_set():
+                    await self.adopt_strays()
             except REDIS_DOWN_ERRORS as exc:
                 log.warning("Redis unreachable during heartbeat (%s)", type(exc).__name__)
             await asyncio.sleep(self.heartbeat.interval_s)

@@ -47,3 +47,9 @@ def job_conversation(job: Job) -> str:
 def job_lane(job: Job) -> str:
     """The Lua scripts read the same field with the same fallback (`job['lane'] or job['user_id']`)."""
     return job.get("lane") or job["user_id"]
+
+
+def job_model(job: Job) -> str | None:
+    """The model the bot routed a job to; jobs queued before there were several models name none, and wait on the
+    legacy queue that every runner drains."""
+    return job.get("model") or None

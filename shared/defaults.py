@@ -14,3 +14,6 @@ STREAM_TTL_S = 3600
 
 DISCORD_MESSAGE_LIMIT_CHARS = 2000
 """Discord refuses message content longer than this."""
+
+STALE_RETRIES = 5
+"""Tries of a script whose keys the caller read just before, when what it read changed meanwhile."""

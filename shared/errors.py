@@ -15,3 +15,7 @@ class JobPayloadError(ValueError):
 
 class FatalStartupError(Exception):
     """The process cannot start; the message says why in one line and names what to fix."""
+
+
+class StaleReadError(RuntimeError):
+    """A script's keys, read just before it ran, kept changing under it."""

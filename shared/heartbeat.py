@@ -7,7 +7,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -34,6 +34,7 @@ class Heartbeat:
         *,
         clock: Callable[[], float] = time.monotonic,
         details: Callable[[], Mapping[str, object]] | None = None,
+        registers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -42,7 +43,10 @@ class Heartbeat:
         self.ttl_s = ttl_s
         self._clock = clock
         self._details = details
-        """What the heartbeat's value tells the others about this worker (e.g. a runner's recent answers)."""
+        """What the heartbeat's value tells the others about this worker (e.g. a runner's model, recent answers)."""
+        self._registers = tuple(registers)
+        """(set, member) pairs added at every beat besides the workers set, e.g. a runner's model to the models set
+        (so that a set lost with Redis's data is whole again a beat later)."""
         self._unreachable = False
         self._reap_from = 0.0
         """No reaping before then: set to one TTL after Redis comes back from an outage this worker saw."""
@@ -57,6 +61,8 @@ class Heartbeat:
             value = json.dumps(self._details()) if self._details else "1"
             pipe.set(self._keys.heartbeat(self.role, self.worker_id), value, px=int(self.ttl_s * 1000))
             pipe.sadd(self._keys.workers(self.role), self.worker_id)
+            for set_key, member in self._registers:
+                pipe.sadd(set_key, member)
             await pipe.execute()
 
     async def silent_peers(self) -> list[str]:

@@ -1,40 +1,42 @@
-"""The reliable job queue: enqueue in lanes, claim by atomic move, complete, fail, reap."""
+"""The reliable job queue: enqueue in lanes onto each model's queue, claim by atomic move (and, in
+shared/job_endings.py, complete, fail, reap)."""
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
-
-from redis.asyncio import Redis
+from typing import Literal
 
 from shared import defaults
-from shared.conversation_ids import is_shared, job_conversation, job_lane, thread_of
-from shared.keys import Keys
-from shared.schemas import Job, Response, ResponseKind, Turn, decode_job, encode
-from shared.scripts import ScriptCall, Scripts, command_then_script, command_then_scripts, run_pipelined
-from shared.settings import Settings
+from shared.conversation_ids import is_shared, job_conversation, job_lane, job_model, thread_of
+from shared.job_endings import (
+    APOLOGY_TEXT,
+    ClaimedJob,
+    Completion,
+    FailOutcome,
+    JobEndings,
+    exchange,
+    notice,
+    turns_from,
+)
+from shared.schemas import Job, Turn, decode_job, encode
+from shared.scripts import ScriptCall, command_then_script, command_then_scripts, run_pipelined
+
+__all__ = [
+    "APOLOGY_TEXT",
+    "ClaimedJob",
+    "Completion",
+    "EnqueueResult",
+    "FailOutcome",
+    "JobQueue",
+    "exchange",
+]
 
 EnqueueStatus = Literal[
     "queued", "pending", "full", "lane_full", "rate_limited", "duplicate", "not_opted_in", "not_shared"
 ]
 ReviseOutcome = Literal["revised", "withdrawn", "started"]
-FailOutcome = Literal["retry", "dead", "gone"]
-
-APOLOGY_TEXT = "Sorry, I couldn't answer that message: something went wrong on my side. Please try again later."
-"""What a user is told when their message is dead-lettered."""
-
-MAX_DEAD_ENTRIES = 1000
-"""Dead letters kept for inspection; older ones are dropped so Redis memory stays bounded."""
-
-STALE_RETRIES = 5
-"""Tries of a script whose keys the caller read just before, when what it read changed meanwhile."""
-
-
-class StaleReadError(RuntimeError):
-    """A script's keys, read just before it ran, kept changing under it."""
 
 
 @dataclass(frozen=True)
@@ -44,30 +46,13 @@ class EnqueueResult:
     """How many messages of the lane are ahead of this one (see enqueue.lua for full and lane_full)."""
 
 
-@dataclass(frozen=True)
-class ClaimedJob:
-    """A job held in a runner's processing list; `raw` is the exact payload, needed to finish it."""
-
-    raw: str
-    job: Job
-
-
-class Completion(NamedTuple):
-    """A claimed job's answer, and the text of the user's turn to store with it in the conversation."""
-
-    claimed: ClaimedJob
-    answer: str
-    user_turn: str
-
-
-class JobQueue:
+class JobQueue(JobEndings):
     """Operations on the job side of Redis; every multi-key change is one Lua script."""
 
-    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._settings = settings
-        self._scripts = Scripts.register(redis)
+    def queue_of(self, job: Job) -> str:
+        """The queue a job waits on: its model's, or the legacy queue for a job that names none."""
+        model = job_model(job)
+        return self._keys.query(model) if model else self._keys.legacy_query
 
     async def enqueue(self, job: Job) -> EnqueueResult:
         k, user, conversation, lane = self._keys, job["user_id"], job_conversation(job), job_lane(job)
@@ -75,10 +60,11 @@ class JobQueue:
             k.optin,
             k.inflight(lane),
             k.pending(lane),
-            k.query,
+            self.queue_of(job),
             k.seen(user),
             k.rate(user),
             k.conversations(user),
+            k.models,
         ]
         if is_shared(conversation):
             keys.append(k.thread(thread_of(conversation)))
@@ -96,6 +82,7 @@ class JobQueue:
                 conversation,
                 p.max_pending_per_thread,
                 p.history_ttl_s,
+                job_model(job) or "",
             ],
         )
         return EnqueueResult(status=status, waiting=int(waiting))
@@ -103,37 +90,65 @@ class JobQueue:
     async def revise(self, lane: str, job_id: str, content: str | None) -> ReviseOutcome:
         """Applies an edit (new content) or a deletion (None) to a message still waiting for its turn."""
         k = self._keys
-        outcome: ReviseOutcome = await self._scripts.revise(
-            keys=[k.inflight(lane), k.pending(lane), k.query], args=[job_id, content or ""]
-        )
-        return outcome
 
-    async def claim(self, runner_id: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S) -> ClaimedJob | None:
-        """Blocks up to `timeout_s` for the oldest job and moves it into this runner's list."""
-        raw = await self._redis.blmove(self._keys.query, self._keys.processing(runner_id), timeout_s, "RIGHT", "LEFT")
+        async def attempt(names: tuple[str, ...]) -> ReviseOutcome:
+            queue_keys, queue_args = self.models.section(names)
+            outcome: ReviseOutcome = await self._scripts.revise(
+                keys=[k.inflight(lane), k.pending(lane), k.models, *queue_keys],
+                args=[job_id, content or "", *queue_args],
+            )
+            return outcome
+
+        return await self.models.run(attempt, f"message {job_id} was revised")
+
+    async def reroute(self, user_id: str, model: str, unserved: Collection[str]) -> int:
+        """Moves the user's messages that wait in their own lane for one of the `unserved` models to `model` (which
+        they just chose); returns how many moved."""
+        k = self._keys
+
+        async def attempt(names: tuple[str, ...]) -> int | str:
+            queue_keys, queue_args = self.models.section(names)
+            moved: int | str = await self._scripts.reroute(
+                keys=[k.inflight(user_id), k.pending(user_id), k.query(model), k.models, *queue_keys],
+                args=[model, *queue_args, *sorted(unserved)],
+            )
+            return moved
+
+        return int(await self.models.run(attempt, f"the messages of user {user_id} were moved to {model}"))
+
+    async def claim(
+        self, runner_id: str, model: str, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
+    ) -> ClaimedJob | None:
+        """Blocks up to `timeout_s` for the oldest job of the model and moves it into this runner's list."""
+        k = self._keys
+        raw = await self._redis.blmove(k.query(model), k.processing(runner_id), timeout_s, "RIGHT", "LEFT")
         return None if raw is None else ClaimedJob(raw=raw, job=decode_job(raw))
 
-    async def claim_waiting(self, runner_id: str, limit: int) -> list[ClaimedJob]:
-        """Takes up to `limit` more jobs that are already waiting, without blocking, in one round trip."""
+    async def claim_waiting(self, runner_id: str, model: str, limit: int) -> list[ClaimedJob]:
+        """Takes up to `limit` more jobs that are already waiting (the model's, then the legacy queue's), without
+        blocking, in one round trip."""
         if limit < 1:
             return []
-        k = self._keys
-        moved = await self._scripts.claim_waiting(keys=[k.query, k.processing(runner_id)], args=[limit])
+        moved = await self._scripts.claim_waiting(keys=self._claim_waiting_keys(runner_id, model), args=[limit])
         return [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in moved]
 
+    def _claim_waiting_keys(self, runner_id: str, model: str) -> list[str]:
+        k = self._keys
+        return [k.query(model), k.processing(runner_id), k.legacy_query]
+
     async def claim_batch(
-        self, runner_id: str, limit: int, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
+        self, runner_id: str, model: str, limit: int, timeout_s: float = defaults.DEFAULT_BLOCK_TIMEOUT_S
     ) -> list[tuple[ClaimedJob, list[Turn]]]:
-        """Blocks up to `timeout_s` for the oldest job, then takes up to `limit` - 1 more already waiting, each
-        with its conversation's history: two round trips however many jobs (the claim and the script pipelined,
-        then every history at once).
+        """Blocks up to `timeout_s` for the oldest job of the model, then takes up to `limit` - 1 more already
+        waiting (the model's, then any on the legacy queue), each with its conversation's history: two round trips
+        however many jobs (the claim and the script pipelined, then every history at once).
         """
         k = self._keys
         first, moved = await command_then_script(
             self._redis,
-            ("BLMOVE", k.query, k.processing(runner_id), "RIGHT", "LEFT", timeout_s),
+            ("BLMOVE", k.query(model), k.processing(runner_id), "RIGHT", "LEFT", timeout_s),
             self._scripts.claim_waiting,
-            ([k.query, k.processing(runner_id)], [limit - 1]),
+            (self._claim_waiting_keys(runner_id, model), [limit - 1]),
         )
         raws = ([] if first is None else [first]) + list(moved)
         claimed = [ClaimedJob(raw=raw, job=decode_job(raw)) for raw in raws]
@@ -151,14 +166,14 @@ class JobQueue:
         found, _ = await command_then_scripts(
             self._redis, ("MGET", *(k.history(job_conversation(job)) for job in jobs)), self._scripts.started, calls
         )
-        return [_turns(raw) for raw in found]
+        return [turns_from(raw) for raw in found]
 
     async def histories(self, jobs: Sequence[Job]) -> list[list[Turn]]:
         """Each job's conversation history, with one command."""
         if not jobs:
             return []
         found = await self._redis.mget([self._keys.history(job_conversation(job)) for job in jobs])
-        return [_turns(raw) for raw in found]
+        return [turns_from(raw) for raw in found]
 
     async def stream(self, runner_id: str, partials: Sequence[tuple[ClaimedJob, str]], ttl_s: int) -> list[bool]:
         """Replaces each job's partial text (one round trip for all); False for a job no longer to be streamed."""
@@ -181,141 +196,5 @@ class JobQueue:
             )
         return [outcome == "ok" for outcome in await run_pipelined(self._redis, self._scripts.stream, calls)]
 
-    async def complete(self, runner_id: str, claimed: ClaimedJob, answer: str, user_turn: str) -> bool:
-        """Publishes the answer and records the exchange; False if the job was no longer this runner's."""
-        keys, args = self._complete_call(runner_id, Completion(claimed, answer, user_turn))
-        return bool(await self._scripts.complete(keys=keys, args=args))
-
-    async def complete_many(self, runner_id: str, completions: Sequence[Completion]) -> list[bool]:
-        """complete() for a whole batch in one round trip; each job's completion is still atomic on its own."""
-        calls = [self._complete_call(runner_id, completion) for completion in completions]
-        return [bool(done) for done in await run_pipelined(self._redis, self._scripts.complete, calls)]
-
-    def _complete_call(self, runner_id: str, completion: Completion) -> ScriptCall:
-        k, job = self._keys, completion.claimed.job
-        user, conversation, lane = job["user_id"], job_conversation(job), job_lane(job)
-        now = time.time()
-        response: Response = {
-            "job_id": job["id"],
-            "user_id": user,
-            "channel_id": job["channel_id"],
-            "kind": "answer",
-            "content": completion.answer,
-            "enqueued_at": job["enqueued_at"],
-            "completed_at": now,
-            "lane": lane,
-            "fresh": True,
-        }
-        user_turn, answer_turn = exchange(job, completion.user_turn, completion.answer)
-        keys = [
-            k.processing(runner_id),
-            k.inflight(lane),
-            k.pending(lane),
-            k.query,
-            k.response,
-            k.history(conversation),
-            k.optin,
-            k.conversations(user),
-            k.stream(job["id"]),
-            k.posted(job["id"]),
-            k.posting_lock(job["id"]),
-        ]
-        args: list[str | int | float] = [
-            completion.claimed.raw,
-            job["id"],
-            user,
-            encode(response),
-            encode(user_turn),
-            encode(answer_turn),
-            self._max_turns(conversation),
-            self._settings.history_ttl_s,
-            now,
-            conversation,
-            encode(notice(job, "retract")),
-        ]
-        return keys, args
-
-    def _max_turns(self, conversation: str) -> int:
-        return self._settings.thread_max_turns if is_shared(conversation) else self._settings.history_max_turns
-
-    async def fail(self, runner_id: str, claimed: ClaimedJob, reason: str) -> FailOutcome:
-        """Counts a failed try: the job is retried later, or dead-lettered with an apology."""
-        k, lane = self._keys, job_lane(claimed.job)
-        outcome: FailOutcome = await self._scripts.fail(
-            keys=[k.processing(runner_id), k.query, k.dead, k.response, k.inflight(lane), k.pending(lane), k.optin],
-            args=[claimed.raw, self._settings.max_attempts, reason, APOLOGY_TEXT, time.time(), MAX_DEAD_ENTRIES],
-        )
-        return outcome
-
-    async def reap(self, runner_id: str) -> tuple[int, int] | None:
-        """Requeues a dead runner's jobs; None if it is alive, else (requeued, dead-lettered)."""
-        k = self._keys
-        for _ in range(STALE_RETRIES):
-            # The lanes of the jobs in its list, whose keys the script needs to dead-letter one.
-            lanes = sorted({job_lane(decode_job(raw)) for raw in await self.held(runner_id)})
-            result = await self._scripts.reap_runner(
-                keys=[
-                    k.heartbeat("runner", runner_id),
-                    k.processing(runner_id),
-                    k.workers("runner"),
-                    k.query,
-                    k.dead,
-                    k.response,
-                    k.optin,
-                    *(key for lane in lanes for key in (k.inflight(lane), k.pending(lane))),
-                ],
-                args=[runner_id, self._settings.max_attempts, time.time(), APOLOGY_TEXT, MAX_DEAD_ENTRIES, *lanes],
-            )
-            if result == -1:
-                return None
-            if result != -2:
-                return int(result[0]), int(result[1])
-        raise StaleReadError(f"the list of runner {runner_id} kept changing while it was reaped")
-
-    async def release(self, runner_id: str) -> int:
-        """Gives back, untried, every job this runner holds (on shutdown)."""
-        k = self._keys
-        return int(
-            await self._scripts.release(
-                keys=[k.processing(runner_id), k.query, k.heartbeat("runner", runner_id), k.workers("runner")],
-                args=[runner_id, "0"],
-            )
-        )
-
-    async def held(self, runner_id: str) -> list[str]:
-        """The payloads of the jobs in this runner's list, as Redis has them."""
-        return list(await self._redis.lrange(self._keys.processing(runner_id), 0, -1))
-
     async def history(self, conversation: str) -> list[Turn]:
-        return _turns(await self._redis.get(self._keys.history(conversation)))
-
-
-def notice(job: Job, kind: ResponseKind) -> Response:
-    """A response that carries no text of its own: partial (read stream:{job}), started, retract."""
-    return {
-        "job_id": job["id"],
-        "user_id": job["user_id"],
-        "channel_id": job["channel_id"],
-        "kind": kind,
-        "content": "",
-        "enqueued_at": job["enqueued_at"],
-        "completed_at": time.time(),
-        "lane": job_lane(job),
-    }
-
-
-def exchange(job: Job, question: str, answer: str) -> tuple[Turn, Turn]:
-    """The two turns a completed job adds to its conversation; in a shared one, both name the user they are about
-    (so that `!forget` and `!optout` find them) and the question its speaker."""
-    if not is_shared(job_conversation(job)):
-        return {"role": "user", "content": question}, {"role": "assistant", "content": answer}
-    user = job["user_id"]
-    asked: Turn = {"role": "user", "content": question, "user_id": user, "name": job.get("author_name") or "someone"}
-    return asked, {"role": "assistant", "content": answer, "user_id": user}
-
-
-def _turns(raw: str | None) -> list[Turn]:
-    if not raw:
-        return []
-    turns: list[Turn] = json.loads(raw)
-    return turns
+        return turns_from(await self._redis.get(self._keys.history(conversation)))

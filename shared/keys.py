@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.model_names import is_model_name
+
 DEFAULT_NAMESPACE = "llamabot"
 
 
@@ -34,14 +36,20 @@ class Keys:
         """Count of the user's messages accepted in the current minute."""
         return f"{self.prefix}rate:{user_id}"
 
+    def choice(self, user_id: str) -> str:
+        """The model the user chose to answer them (a string)."""
+        return f"{self.prefix}choice:{user_id}"
+
     def user_keys(self, user_id: str) -> list[str]:
-        """The keys about one user alone, besides their conversations' (what `!optout` deletes outright)."""
+        """The keys about one user alone, besides their conversations' (what `!optout` deletes outright); the
+        index of their conversations comes first."""
         return [
             self.conversations(user_id),
             self.inflight(user_id),
             self.pending(user_id),
             self.seen(user_id),
             self.rate(user_id),
+            self.choice(user_id),
         ]
 
     # Conversations and lanes (ids from shared/conversation_ids.py). A private conversation's id ends with its
@@ -67,9 +75,27 @@ class Keys:
     def optin(self) -> str:
         return f"{self.prefix}optin"
 
+    def query(self, model: str) -> str:
+        """Jobs ready to run for one model, claimed from the right by the runners serving it."""
+        if not is_model_name(model):
+            raise ValueError(f"not a model name: {model[:80]!r}")
+        return f"{self.prefix}query:{model}"
+
     @property
-    def query(self) -> str:
+    def legacy_query(self) -> str:
+        """The one queue of versions before there were several models: its jobs name no model, and every runner
+        drains it (after its own model's queue)."""
         return f"{self.prefix}query"
+
+    @property
+    def models(self) -> str:
+        """Set of every model a job was queued for or a runner served; nothing removes one, so the queues of its
+        members are every queue that may hold a job (scripts that move jobs are given them all)."""
+        return f"{self.prefix}models"
+
+    def server(self, guild_id: str) -> str:
+        """A server's settings (hash: default_model)."""
+        return f"{self.prefix}server:{guild_id}"
 
     @property
     def response(self) -> str:

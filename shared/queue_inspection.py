@@ -8,11 +8,13 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from shared.conversation_ids import job_lane
-from shared.job_queue import STALE_RETRIES, StaleReadError
+from shared.conversation_ids import job_lane, job_model
+from shared.defaults import STALE_RETRIES
+from shared.errors import StaleReadError
 from shared.keys import Keys
-from shared.schemas import decode_job
+from shared.schemas import Job, decode_job
 from shared.scripts import Scripts
+from shared.served_models import KnownModels, live_runner_beats, runners_per_model
 
 ReplayOutcome = Literal["queued", "pending", "not_found", "not_opted_in"]
 
@@ -20,11 +22,15 @@ ReplayOutcome = Literal["queued", "pending", "not_found", "not_opted_in"]
 @dataclass(frozen=True)
 class QueueStats:
     waiting: int
-    """Jobs on the queue, ready for a runner."""
+    """Jobs on the queues, ready for a runner."""
+    waiting_per_model: dict[str, int]
+    """Jobs on each model's queue that holds any ("" for the legacy queue, whose jobs name no model)."""
     processing: int
     """Jobs claimed by runners."""
     runners: int
     """Runners with a live heartbeat."""
+    runners_per_model: dict[str, int]
+    """Live runners serving each model."""
     responses: int
     """Answers waiting for an updater."""
     dead: int
@@ -45,23 +51,30 @@ class QueueInspection:
         self._redis = redis
         self._keys = keys
         self._scripts = Scripts.register(redis)
+        self._models = KnownModels(redis, keys)
 
     async def stats(self) -> QueueStats:
         k = self._keys
         runner_ids = sorted(await self._redis.smembers(k.workers("runner")))
+        models = await self._models.refresh()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.llen(k.query)
             pipe.llen(k.response)
             pipe.llen(k.dead)
             pipe.scard(k.optin)
+            pipe.llen(k.legacy_query)
+            for model in models:
+                pipe.llen(k.query(model))
             for runner_id in runner_ids:
                 pipe.llen(k.processing(runner_id))
-                pipe.exists(k.heartbeat("runner", runner_id))
-            waiting, responses, dead, opted_in, *per_runner = await pipe.execute()
+            responses, dead, opted_in, *lengths = await pipe.execute()
+        queued = dict(zip(("", *models), lengths[: len(models) + 1], strict=True))
+        beats = await live_runner_beats(self._redis, k)
         return QueueStats(
-            waiting=waiting,
-            processing=sum(per_runner[0::2]),
-            runners=sum(per_runner[1::2]),
+            waiting=sum(queued.values()),
+            waiting_per_model={model: n for model, n in queued.items() if n},
+            processing=sum(lengths[len(models) + 1 :]),
+            runners=len(beats),
+            runners_per_model=runners_per_model(beats),
             responses=responses,
             dead=dead,
             opted_in=opted_in,
@@ -91,21 +104,22 @@ class QueueInspection:
         """Requeues a dead job with fresh attempts; a guild's admin may only replay that guild's jobs."""
         k = self._keys
         for _ in range(STALE_RETRIES):
-            lane = await self._lane_of_dead(job_id)
-            if lane is None:
+            job = await self._dead(job_id)
+            if job is None:
                 return "not_found"
+            lane, model = job_lane(job), job_model(job)
             outcome: ReplayOutcome | Literal["stale"] = await self._scripts.replay(
-                keys=[k.dead, k.optin, k.query, k.inflight(lane), k.pending(lane)],
-                args=[job_id, guild_id or "", lane],
+                keys=[k.dead, k.optin, k.query(model) if model else k.legacy_query, k.inflight(lane), k.pending(lane)],
+                args=[job_id, guild_id or "", lane, model or ""],
             )
             if outcome != "stale":
                 return outcome
         raise StaleReadError(f"dead letter {job_id} kept changing while it was replayed")
 
-    async def _lane_of_dead(self, job_id: str) -> str | None:
-        """The lane of the dead letter with this id, whose keys the replay script needs."""
+    async def _dead(self, job_id: str) -> Job | None:
+        """The dead letter with this id, whose lane's and model's keys the replay script needs."""
         for raw in await self._redis.lrange(self._keys.dead, 0, -1):
             job = decode_job(raw)
             if job["id"] == job_id:
-                return job_lane(job)
+                return job
         return None

@@ -159,6 +159,6 @@ class ResponseQueue:
         return int(
             await self._scripts.release(
                 keys=[k.posting(updater_id), k.response, k.heartbeat("updater", updater_id), k.workers("updater")],
-                args=[updater_id, "1"],
+                args=[updater_id],
             )
         )

@@ -36,6 +36,11 @@ class Job(TypedDict):
     lane: NotRequired[str]
     author_name: NotRequired[str]
     """The author's display name, carried in shared conversations only (the model sees who speaks)."""
+    model: NotRequired[str]
+    """The model that answers it, decided by the bot when it queued it; a job queued before there were several
+    models names none (any runner answers it)."""
+    unavailable_told: NotRequired[bool]
+    """Set once its user was told that its model is not served right now (told once only)."""
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.
     max_new_tokens: NotRequired[int]
     temperature: NotRequired[float]

@@ -18,6 +18,7 @@ _SCRIPT_NAMES = (
     "reap_runner",
     "reap_updater",
     "release",
+    "release_runner",
     "optout",
     "forget",
     "revise",
@@ -29,6 +30,9 @@ _SCRIPT_NAMES = (
     "started",
     "take_posting",
     "posting_lock",
+    "mark_unavailable_told",
+    "set_choice",
+    "reroute",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
@@ -51,6 +55,7 @@ class Scripts:
     reap_runner: AsyncScript
     reap_updater: AsyncScript
     release: AsyncScript
+    release_runner: AsyncScript
     optout: AsyncScript
     forget: AsyncScript
     revise: AsyncScript
@@ -62,6 +67,9 @@ class Scripts:
     started: AsyncScript
     take_posting: AsyncScript
     posting_lock: AsyncScript
+    mark_unavailable_told: AsyncScript
+    set_choice: AsyncScript
+    reroute: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

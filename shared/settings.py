@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from shared.errors import SettingsError
+from shared.model_names import parse_model_name
 from shared.secret import Secret, redact_url_password
 from shared.settings_declaration import ALL, BOT, COMPOSE, LAUNCHER, RUNNER, UPDATER, SettingSpec, setting, spec_of
 from shared.settings_parsers import (
@@ -68,6 +69,22 @@ class Settings:
         BUILTIN_MODEL,
         "builtin, a Hub id, a folder, a .gguf file, openai:<model id> or echo.",
         used_by=RUNNER,
+    )
+    model_name: str = setting(
+        "MODEL_NAME",
+        parse_model_name,
+        "",
+        "The name this runner serves its model under; runners of one name share its queue.",
+        used_by=RUNNER,
+        default_doc="from `MODEL`",
+    )
+    default_model: str = setting(
+        "DEFAULT_MODEL",
+        parse_model_name,
+        "",
+        "The model answering people who chose none, where the server set no default.",
+        used_by=BOT,
+        default_doc="the only model served, or the first by name",
     )
     hf_token: Secret = setting(
         "HF_TOKEN", secret_text, Secret(""), "Hugging Face token, for gated models.", used_by=RUNNER, secret=True

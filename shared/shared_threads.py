@@ -31,8 +31,11 @@ class SharedThreads:
         )
         return bool(registered)
 
-    async def is_shared(self, thread_id: str) -> bool:
-        return bool(await self._redis.exists(self._keys.thread(thread_id)))
+    async def sharing(self, thread_id: str) -> tuple[bool, str | None]:
+        """Whether the thread is a shared conversation, and who opened it (None once they opted out): the one whose
+        choice of model holds there."""
+        guild, starter = await self._redis.hmget(self._keys.thread(thread_id), ["guild", "starter"])
+        return guild is not None, starter
 
 
 async def drop_legacy_histories(redis: Redis, keys: Keys) -> int:

@@ -1,16 +1,17 @@
-"""Where a user's waiting messages stand (`!status`): how many messages are ahead of theirs in the queue, and how
-fast runners have been answering, from which a rough wait follows."""
+"""Where a user's waiting messages stand (`!status`): how many messages are ahead of theirs on their model's queue,
+and how fast that model's runners have been answering, from which a rough wait follows."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
 from shared.conversation_ids import is_shared
 from shared.keys import Keys
 from shared.schemas import decode_job
+from shared.served_models import KnownModels, live_runner_beats
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class LaneStatus:
     """The user's messages in the lane that wait for their turn (the current one included if it is theirs)."""
     before_mine: int
     """Messages of the lane answered before the user's first waiting one (in a thread: other speakers')."""
+    model: str | None = None
+    """The model whose queue its current message is on (None while it is being answered, or for a message queued
+    by an older version, which names none)."""
 
 
 @dataclass(frozen=True)
@@ -33,34 +37,53 @@ class WaitingStatus:
     lanes: list[LaneStatus]
     answered_last_minute: int
     """Answers the live runners completed in the last minute, together."""
+    answered_per_model: dict[str, int] = field(default_factory=dict)
+    """The same, for each model that live runners serve (0 for a model served by runners idle for a minute)."""
+
+    def pace(self, lane: LaneStatus) -> int:
+        """Answers a minute of the runners that will answer the lane's current message."""
+        return self.answered_last_minute if lane.model is None else self.answered_per_model.get(lane.model, 0)
+
+    def served(self, lane: LaneStatus) -> bool:
+        """Whether a live runner serves the model the lane's current message waits for."""
+        return lane.model is None or lane.model in self.answered_per_model
 
     def rough_wait_s(self, lane: LaneStatus) -> float | None:
         """Seconds until the user's first waiting message of the lane is answered, at the recent pace."""
-        if not self.answered_last_minute:
+        pace = self.pace(lane)
+        if not pace:
             return None
         before = lane.ahead_in_queue + lane.before_mine + (0 if lane.answering else 1)
-        return 60.0 * before / self.answered_last_minute
+        return 60.0 * before / pace
 
 
 class WaitingStatusReader:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._redis = redis
         self._keys = keys
+        self._models = KnownModels(redis, keys)
 
     async def status_of(self, user_id: str) -> WaitingStatus:
         k = self._keys
         shared_lanes = [c for c in await self._redis.smembers(k.conversations(user_id)) if is_shared(c)]
         lanes = [user_id, *sorted(shared_lanes)]
+        models = await self._models.refresh()
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.lrange(k.query, 0, -1)
+            pipe.lrange(k.legacy_query, 0, -1)
+            for model in models:
+                pipe.lrange(k.query(model), 0, -1)
             for lane in lanes:
                 pipe.get(k.inflight(lane))
                 pipe.lrange(k.pending(lane), 0, -1)
-            queue, *per_lane = await pipe.execute()
-        # The queue is claimed from its right end: what sits to the right of a job goes first.
-        queued = [decode_job(raw) for raw in reversed(queue)]
-        position = {job["id"]: index for index, job in enumerate(queued)}
-        author = {job["id"]: job["user_id"] for job in queued}
+            results = await pipe.execute()
+        queues, per_lane = results[: len(models) + 1], results[len(models) + 1 :]
+        position: dict[str, int] = {}
+        author: dict[str, str] = {}
+        model_of: dict[str, str | None] = {}
+        for queue_model, queue in zip((None, *models), queues, strict=True):
+            # A queue is claimed from its right end: what sits to the right of a job goes first.
+            for index, job in enumerate(decode_job(raw) for raw in reversed(queue)):
+                position[job["id"]], author[job["id"]], model_of[job["id"]] = index, job["user_id"], queue_model
         found = []
         for lane, current, pending in zip(lanes, per_lane[0::2], per_lane[1::2], strict=True):
             if current is None:
@@ -78,19 +101,15 @@ class WaitingStatusReader:
                     ahead_in_queue=0 if answering else position[current],
                     mine_waiting=len(mine) + int(current_is_mine),
                     before_mine=0 if current_is_mine or not mine else mine[0] + 1,
+                    model=model_of.get(current),
                 )
             )
-        return WaitingStatus(found, await self._answered_last_minute())
-
-    async def _answered_last_minute(self) -> int:
-        k = self._keys
-        runners = sorted(await self._redis.smembers(k.workers("runner")))
-        if not runners:
-            return 0
+        per_model: Counter[str] = Counter()
         total = 0
-        for value in await self._redis.mget([k.heartbeat("runner", runner) for runner in runners]):
-            try:
-                total += int(json.loads(value or "{}").get("answered_last_minute", 0))
-            except (ValueError, AttributeError):
-                continue  # a runner of an older version beats "1"
-        return total
+        for beat in await live_runner_beats(self._redis, k):
+            answered = beat.get("answered_last_minute", 0)
+            answered = answered if isinstance(answered, int) else 0
+            total += answered
+            if isinstance(beat.get("model"), str):
+                per_model[beat["model"]] += answered
+        return WaitingStatus(found, total, dict(per_model))

@@ -31,8 +31,9 @@ from tests.redis_server import RedisServer
 from tests.system import Process, System, base_env
 
 KEYS = Keys()
-BUSY_LISTS = ("query", "response", "processing:*", "posting:*", "pending:*")
-"""Lists that hold work in progress: all of them are empty (absent) once a deployment has drained."""
+BUSY_LISTS = ("query", "query:*", "response", "processing:*", "posting:*", "pending:*")
+"""Lists that hold work in progress (the legacy queue, each model's queue, ...): all of them are empty (absent) once a
+deployment has drained."""
 
 _worker_numbers = itertools.count(1)
 _ACCEPTED = re.compile(r"message (\d+) from user \d+: (?:queued|pending)")

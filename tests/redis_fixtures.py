@@ -52,6 +52,9 @@ def queue(redis: Redis, keys: Keys, queue_settings: Settings) -> JobQueue:
 
 _message_ids = itertools.count(1_100_000_000_000_000_000)
 
+TEST_MODEL = "test-model"
+"""The model the jobs of make_job are routed to, as the bot would route them to the only model served."""
+
 
 @pytest.fixture
 def make_job() -> Callable[..., Job]:
@@ -68,6 +71,7 @@ def make_job() -> Callable[..., Job]:
             "attempts": 0,
             "conversation": private_conversation(channel_id, user_id),
             "lane": user_id,
+            "model": TEST_MODEL,
         }
         job.update(extra)  # type: ignore[typeddict-item]
         return job

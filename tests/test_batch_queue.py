@@ -15,7 +15,7 @@ from shared.keys import Keys
 from shared.response_queue import ResponseQueue
 from shared.schemas import Job, decode_job, decode_response
 from shared.settings import Settings
-from tests.redis_fixtures import enqueue_opted_in
+from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 
 MakeJob = Callable[..., Job]
 
@@ -25,38 +25,40 @@ async def test_claim_waiting_takes_up_to_the_limit_oldest_first(
 ) -> None:
     jobs = [make_job(user_id=str(user)) for user in range(5)]
     await enqueue_opted_in(redis, keys, queue, jobs)
-    claimed = await queue.claim_waiting("r1", 3)
+    claimed = await queue.claim_waiting("r1", TEST_MODEL, 3)
     assert [c.job["id"] for c in claimed] == [job["id"] for job in jobs[:3]]
     assert [decode_job(raw)["id"] for raw in await redis.lrange(keys.processing("r1"), 0, -1)] == [
         job["id"] for job in reversed(jobs[:3])
     ]
-    assert [c.job["id"] for c in await queue.claim_waiting("r1", 10)] == [job["id"] for job in jobs[3:]]
-    assert await queue.claim_waiting("r1", 10) == []
-    assert await queue.claim_waiting("r1", 0) == []
+    assert [c.job["id"] for c in await queue.claim_waiting("r1", TEST_MODEL, 10)] == [job["id"] for job in jobs[3:]]
+    assert await queue.claim_waiting("r1", TEST_MODEL, 10) == []
+    assert await queue.claim_waiting("r1", TEST_MODEL, 0) == []
 
 
 async def test_claim_batch_takes_the_oldest_and_what_waits_behind_it_with_histories(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     await enqueue_opted_in(redis, keys, queue, [make_job(user_id="1", content="q1")])
-    [first] = await queue.claim_waiting("r1", 1)
+    [first] = await queue.claim_waiting("r1", TEST_MODEL, 1)
     assert await queue.complete("r1", first, "a1", "q1")
     jobs = [make_job(user_id="2"), make_job(user_id="1"), make_job(user_id="3")]
     await enqueue_opted_in(redis, keys, queue, jobs)
-    claimed = await queue.claim_batch("r1", 2, timeout_s=0.1)
+    claimed = await queue.claim_batch("r1", TEST_MODEL, 2, timeout_s=0.1)
     assert [(c.job["id"], turns) for c, turns in claimed] == [
         (jobs[0]["id"], []),
         (jobs[1]["id"], [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}]),
     ]
-    assert [c.job["id"] for c, _ in await queue.claim_batch("r1", 2, timeout_s=0.1)] == [jobs[2]["id"]]
-    assert await queue.claim_batch("r1", 2, timeout_s=0.1) == []  # timed out; the jobs held are not claimed again
+    assert [c.job["id"] for c, _ in await queue.claim_batch("r1", TEST_MODEL, 2, timeout_s=0.1)] == [jobs[2]["id"]]
+    assert (
+        await queue.claim_batch("r1", TEST_MODEL, 2, timeout_s=0.1) == []
+    )  # timed out; the jobs held are not claimed again
     assert await redis.llen(keys.processing("r1")) == 3
 
 
 async def test_claim_batch_blocks_for_the_next_job(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    claiming = asyncio.create_task(queue.claim_batch("r1", 8, timeout_s=5))
+    claiming = asyncio.create_task(queue.claim_batch("r1", TEST_MODEL, 8, timeout_s=5))
     for _ in range(500):  # until the claim, finding nothing waiting, blocks
         if "cmd=blmove" in await redis.execute_command("CLIENT", "LIST"):
             break
@@ -72,7 +74,7 @@ async def test_claim_batch_survives_redis_forgetting_its_scripts(
     jobs = [make_job(user_id=str(user)) for user in range(3)]
     await enqueue_opted_in(redis, keys, queue, jobs)
     await redis.script_flush()  # what a Redis restart does
-    claimed = await queue.claim_batch("r1", 8, timeout_s=0.1)
+    claimed = await queue.claim_batch("r1", TEST_MODEL, 8, timeout_s=0.1)
     assert [c.job["id"] for c, _ in claimed] == [job["id"] for job in jobs]
 
 
@@ -81,7 +83,7 @@ async def test_complete_many_has_the_effects_of_complete_for_each_job(
 ) -> None:
     first, second, other = make_job(user_id="1"), make_job(user_id="1"), make_job(user_id="2")
     await enqueue_opted_in(redis, keys, queue, [first, second, other])
-    batch = await queue.claim_waiting("r1", 10)
+    batch = await queue.claim_waiting("r1", TEST_MODEL, 10)
     assert [c.job["id"] for c in batch] == [first["id"], other["id"]]
     done = await queue.complete_many("r1", [Completion(c, f"answer {c.job['id']}", "question") for c in batch])
     assert done == [True, True]
@@ -90,7 +92,7 @@ async def test_complete_many_has_the_effects_of_complete_for_each_job(
     assert await redis.llen(keys.processing("r1")) == 0
     assert await redis.get(keys.inflight("1")) == second["id"]  # the user's next message moved up
     assert not await redis.exists(keys.inflight("2"))
-    assert [c.job["id"] for c in await queue.claim_waiting("r1", 10)] == [second["id"]]
+    assert [c.job["id"] for c in await queue.claim_waiting("r1", TEST_MODEL, 10)] == [second["id"]]
     assert len(await queue.history(private_conversation("900", "2"))) == 2
 
 
@@ -98,7 +100,7 @@ async def test_complete_many_refuses_only_the_jobs_taken_back(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     await enqueue_opted_in(redis, keys, queue, [make_job(user_id="1"), make_job(user_id="2")])
-    batch = await queue.claim_waiting("r1", 10)
+    batch = await queue.claim_waiting("r1", TEST_MODEL, 10)
     await redis.lrem(keys.processing("r1"), 1, batch[0].raw)  # as if reaped and claimed elsewhere
     done = await queue.complete_many("r1", [Completion(c, "answer", "question") for c in batch])
     assert done == [False, True]
@@ -109,7 +111,7 @@ async def test_complete_many_survives_redis_forgetting_its_scripts(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
     await enqueue_opted_in(redis, keys, queue, [make_job(user_id=str(user)) for user in range(3)])
-    batch = await queue.claim_waiting("r1", 10)
+    batch = await queue.claim_waiting("r1", TEST_MODEL, 10)
     await redis.script_flush()  # what a Redis restart does
     assert await queue.complete_many("r1", [Completion(c, "answer", "question") for c in batch]) == [True] * 3
     assert await redis.llen(keys.response) == 3
@@ -134,7 +136,9 @@ async def test_a_claim_reads_consent_and_a_given_back_response_is_no_longer_fres
     responses = ResponseQueue(redis, keys)
     jobs = [make_job(user_id="1"), make_job(user_id="2"), make_job(user_id="3")]
     await enqueue_opted_in(redis, keys, queue, jobs)
-    assert await queue.complete_many("r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", 3)])
+    assert await queue.complete_many(
+        "r1", [Completion(c, "a", "q") for c in await queue.claim_waiting("r1", TEST_MODEL, 3)]
+    )
     # An updater claims two, posts the first part of the first, and dies: both go back, no longer fresh.
     for _ in range(2):
         assert await responses.claim("u0", timeout_s=0.1) is not None
@@ -162,7 +166,7 @@ async def test_a_claim_reads_consent_and_a_given_back_response_is_no_longer_fres
 async def test_runner_batches_what_waits_and_answers_it_in_one_go(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    runner = Runner(Settings(batch_size=2), EchoEngine(), redis, "r1")
+    runner = Runner(Settings(batch_size=2, model_name=TEST_MODEL), EchoEngine(), redis, "r1")
     jobs = [make_job(user_id=str(user), content=f"q{user}") for user in range(3)]
     await enqueue_opted_in(redis, keys, queue, jobs)
     batch = await runner.claim_batch()

@@ -18,6 +18,7 @@ from shared.schemas import Job, decode_response
 from shared.scripts import Scripts
 from shared.shared_threads import SharedThreads, drop_legacy_histories
 from tests.e2e_support import keys_and_items_mentioning
+from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]
 THREAD = "5000"
@@ -55,7 +56,7 @@ def thread_job(make_job: MakeJob, user_id: str, name: str, content: str) -> Job:
 
 async def answer(queue: JobQueue, runner: str = "r1") -> ClaimedJob:
     """Claims the oldest job and completes it with an answer naming its question."""
-    claimed = await queue.claim(runner, timeout_s=0.1)
+    claimed = await queue.claim(runner, TEST_MODEL, timeout_s=0.1)
     assert claimed is not None
     assert await queue.complete(runner, claimed, f"answer to {claimed.job['content']}", claimed.job["content"])
     return claimed
@@ -68,7 +69,7 @@ async def test_one_users_channels_never_share_a_history(
     await queue.enqueue(make_job(user_id="1", channel_id="dm", content="my secret is 42"))
     await answer(queue)
     await queue.enqueue(make_job(user_id="1", channel_id="public", content="what did I just tell you?"))
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None
     [(_, history)] = [(claimed, turns) for turns in await queue.histories([claimed.job])]
     assert history == [], "the DM exchange reached the prompt of a message in another channel"
@@ -92,9 +93,9 @@ async def test_a_shared_thread_is_one_lane_with_named_turns_in_the_order_sent(
     )
     assert (await store.queue.enqueue(first)).status == "queued"
     assert (await store.queue.enqueue(second)).status == "pending"
-    assert await store.redis.llen(store.keys.query) == 1, "a thread takes one place in the queue"
+    assert await store.redis.llen(store.keys.query(TEST_MODEL)) == 1, "a thread takes one place in the queue"
     assert (await answer(store.queue)).job["id"] == first["id"]
-    claimed = await store.queue.claim("r1", timeout_s=0.1)
+    claimed = await store.queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["id"] == second["id"]
     [history] = await store.queue.histories([claimed.job])
     assert history == [
@@ -188,7 +189,7 @@ async def test_optout_leaves_nothing_of_the_user_in_shared_threads_and_the_threa
     assert await keys_and_items_mentioning(store.redis, ALICE) == []
     assert await keys_and_items_mentioning(store.redis, "alice") == [], "her display name is still stored"
     assert "bob's earlier" in json.dumps(await store.queue.history(SHARED)), "the others' turns stay"
-    claimed = await store.queue.claim("r1", timeout_s=0.1)
+    claimed = await store.queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["id"] == theirs["id"], "the thread's turn passed to the next speaker"
     assert await store.redis.hget(store.keys.thread(THREAD), "guild") == "800"
     assert await store.redis.llen(store.keys.pending(SHARED)) == 0
@@ -219,15 +220,15 @@ async def test_a_dead_letter_in_a_thread_frees_the_thread_and_can_be_replayed_th
     nxt = thread_job(store.make_job, "2", "bob", "next")
     await store.queue.enqueue(nxt)
     for i in range(3):  # three runners die holding it
-        assert await store.queue.claim(f"r{i}", timeout_s=0.1) is not None
+        assert await store.queue.claim(f"r{i}", TEST_MODEL, timeout_s=0.1) is not None
         await store.queue.reap(f"r{i}")
-    claimed = await store.queue.claim("r9", timeout_s=0.1)
+    claimed = await store.queue.claim("r9", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["id"] == nxt["id"], "the thread moved on past the dead letter"
     assert (
         await QueueInspection(store.redis, store.keys).replay(poison["id"], "800") == "pending"
     )  # behind bob's, in order
     assert await store.queue.complete("r9", claimed, "ok", "next")
-    again = await store.queue.claim("r9", timeout_s=0.1)
+    again = await store.queue.claim("r9", TEST_MODEL, timeout_s=0.1)
     assert again is not None and again.job["id"] == poison["id"] and again.job["attempts"] == 0
 
 

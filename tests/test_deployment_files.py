@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from runner.engines.choice import served_model_name
 from shared.settings import Settings, declared_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,6 +173,28 @@ def test_gpu_is_reserved_only_by_the_override_file(services: dict[str, Any]) -> 
     assert "/whl/cu" in runner["build"]["args"]["TORCH_INDEX_URL"]
     args = {arguments.split("=")[0] for keyword, arguments in instructions("Dockerfile.runner") if keyword == "ARG"}
     assert "TORCH_INDEX_URL" in args  # else the override's build arg would be silently ignored
+
+
+def test_the_two_models_override_runs_each_model_with_runners_of_its_own(services: dict[str, Any]) -> None:
+    """Each runner service serves its own name and is the base runner service otherwise (scalable, same cache, same
+    Redis); the bot's default is one of them."""
+    override = load("docker-compose.two-models.yml")["services"]
+    assert set(override) == {"runner", "runner-360m", "bot"}
+    base = services["runner"]
+    second = override["runner-360m"]
+    for key in ("build", "command", "env_file", "volumes", "depends_on", "restart", "init", "stop_grace_period"):
+        assert second[key] == base[key], f"runner-360m's {key} differs from the runner's"
+    assert second["environment"].items() >= base["environment"].items()
+    assert "container_name" not in second and "ports" not in second and "hostname" not in second
+    served = []
+    for runner in (override["runner"], second):
+        environment = runner["environment"]
+        chosen = {"MODEL": environment["MODEL"], "MODEL_NAME": environment["MODEL_NAME"]}
+        settings = Settings.from_env(chosen, env_file=None)
+        served.append(served_model_name(settings))
+    assert len(set(served)) == 2, served
+    bot = Settings.from_env({"DEFAULT_MODEL": override["bot"]["environment"]["DEFAULT_MODEL"]}, env_file=None)
+    assert bot.default_model in served
 
 
 # ---- Dockerfiles ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from shared.keys import Keys
 from shared.queue_inspection import QueueInspection
 from shared.response_queue import ResponseQueue
 from shared.schemas import Job, decode_response
+from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]
 
@@ -37,7 +38,7 @@ async def test_same_message_is_queued_once(redis: Redis, keys: Keys, queue: JobQ
     job = make_job(user_id="1")
     assert (await queue.enqueue(job)).status == "queued"
     assert (await queue.enqueue(job)).status == "duplicate"
-    assert await redis.llen(keys.query) == 1
+    assert await redis.llen(keys.query(TEST_MODEL)) == 1
 
 
 async def test_second_message_waits_for_the_first_and_sees_it_in_history(
@@ -48,14 +49,14 @@ async def test_second_message_waits_for_the_first_and_sees_it_in_history(
     assert (await queue.enqueue(first)).status == "queued"
     result = await queue.enqueue(second)
     assert (result.status, result.waiting) == ("pending", 1)
-    assert await redis.llen(keys.query) == 1
+    assert await redis.llen(keys.query(TEST_MODEL)) == 1
 
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["id"] == first["id"]
-    assert await queue.claim("r1", timeout_s=0.1) is None  # the second is not claimable yet
+    assert await queue.claim("r1", TEST_MODEL, timeout_s=0.1) is None  # the second is not claimable yet
     assert await queue.complete("r1", claimed, "answer one", "first?")
 
-    nxt = await queue.claim("r1", timeout_s=0.1)
+    nxt = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert nxt is not None and nxt.job["id"] == second["id"]
     assert await queue.history(private_conversation("900", "1")) == [
         {"role": "user", "content": "first?"},
@@ -72,7 +73,7 @@ async def test_users_are_served_in_arrival_order_whatever_one_of_them_sends(
     await queue.enqueue(make_job(user_id="a"))
     await queue.enqueue(make_job(user_id="b"))
     order = []
-    while (claimed := await queue.claim("r1", timeout_s=0.1)) is not None:
+    while (claimed := await queue.claim("r1", TEST_MODEL, timeout_s=0.1)) is not None:
         order.append(claimed.job["user_id"])
         await queue.complete("r1", claimed, "ok", claimed.job["content"])
     assert order[:3] == ["spammer", "a", "b"]
@@ -94,7 +95,7 @@ async def test_history_keeps_the_newest_whole_exchanges(
     await opt_in(redis, keys, "1")
     for i in range(5):
         await queue.enqueue(make_job(user_id="1", content=f"q{i}"))
-        claimed = await queue.claim("r1", timeout_s=0.1)
+        claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
         assert claimed is not None
         await queue.complete("r1", claimed, f"a{i}", f"q{i}")
     turns = await queue.history(private_conversation("900", "1"))
@@ -107,7 +108,7 @@ async def test_keys_left_after_a_full_job_are_exactly_the_users_state(
 ) -> None:
     await opt_in(redis, keys, "1")
     await queue.enqueue(make_job(user_id="1"))
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None
     await queue.complete("r1", claimed, "hi", "hello")
     responses = ResponseQueue(redis, keys)
@@ -123,6 +124,7 @@ async def test_keys_left_after_a_full_job_are_exactly_the_users_state(
             keys.seen("1"),
             keys.rate("1"),
             keys.posted(claimed.job["id"]),
+            keys.models,  # the models jobs were queued for: whose queues the scripts that move jobs are given
         ]
     )
 
@@ -132,7 +134,7 @@ async def test_complete_is_refused_once_the_job_was_taken_back(
 ) -> None:
     await opt_in(redis, keys, "1")
     await queue.enqueue(make_job(user_id="1"))
-    claimed = await queue.claim("slow", timeout_s=0.1)
+    claimed = await queue.claim("slow", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None
     assert await queue.reap("slow") == (1, 0)  # no heartbeat: taken for dead
     assert not await queue.complete("slow", claimed, "late answer", "hello")
@@ -147,7 +149,7 @@ async def test_dead_runner_job_is_requeued_exactly_once(
     await queue.enqueue(job)
     dead_runner = Heartbeat(redis, keys, "runner", "dead", ttl_s=60)
     await dead_runner.beat()
-    assert await queue.claim("dead", timeout_s=0.1) is not None
+    assert await queue.claim("dead", TEST_MODEL, timeout_s=0.1) is not None
     live = Heartbeat(redis, keys, "runner", "live", ttl_s=60)
     await live.beat()
     assert await live.silent_peers() == []
@@ -157,9 +159,9 @@ async def test_dead_runner_job_is_requeued_exactly_once(
     assert await live.silent_peers() == ["dead"]
     assert await queue.reap("dead") == (1, 0)
     assert await queue.reap("dead") == (0, 0)  # a second reaper finds nothing
-    assert await redis.llen(keys.query) == 1
+    assert await redis.llen(keys.query(TEST_MODEL)) == 1
     assert await live.silent_peers() == []
-    again = await queue.claim("live", timeout_s=0.1)
+    again = await queue.claim("live", TEST_MODEL, timeout_s=0.1)
     assert again is not None and again.job["id"] == job["id"] and again.job["attempts"] == 1
 
 
@@ -172,7 +174,7 @@ async def test_job_is_dead_lettered_with_an_apology_after_max_attempts(
     await queue.enqueue(nxt)
     outcomes = []
     for _ in range(3):
-        claimed = await queue.claim("r1", timeout_s=0.1)
+        claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
         assert claimed is not None and claimed.job["id"] == poison["id"]
         outcomes.append(await queue.fail("r1", claimed, "RuntimeError"))
     assert outcomes == ["retry", "retry", "dead"]
@@ -180,7 +182,7 @@ async def test_job_is_dead_lettered_with_an_apology_after_max_attempts(
     assert (dead.job_id, dead.user_id, dead.attempts, dead.error) == (poison["id"], "1", 3, "RuntimeError")
     apology = decode_response(await redis.rpop(keys.response))
     assert (apology["kind"], apology["job_id"], apology["content"]) == ("apology", poison["id"], APOLOGY_TEXT)
-    following = await queue.claim("r1", timeout_s=0.1)  # the user's next message goes on
+    following = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)  # the user's next message goes on
     assert following is not None and following.job["id"] == nxt["id"]
 
 
@@ -192,10 +194,10 @@ async def test_reaper_dead_letters_a_job_that_keeps_killing_runners(
     await queue.enqueue(job)
     results = []
     for i in range(3):
-        assert await queue.claim(f"r{i}", timeout_s=0.1) is not None
+        assert await queue.claim(f"r{i}", TEST_MODEL, timeout_s=0.1) is not None
         results.append(await queue.reap(f"r{i}"))
     assert results == [(1, 0), (1, 0), (0, 1)]
-    assert await redis.llen(keys.query) == 0
+    assert await redis.llen(keys.query(TEST_MODEL)) == 0
     assert not await redis.exists(keys.inflight("1"))
     assert decode_response(await redis.rpop(keys.response))["kind"] == "apology"
 
@@ -204,9 +206,9 @@ async def test_release_gives_jobs_back_untried(redis: Redis, keys: Keys, queue: 
     await opt_in(redis, keys, "1", "2")
     await queue.enqueue(make_job(user_id="1"))
     await queue.enqueue(make_job(user_id="2"))
-    assert len(await queue.claim_waiting("r1", 5)) == 2
+    assert len(await queue.claim_waiting("r1", TEST_MODEL, 5)) == 2
     assert await queue.release("r1") == 2
-    claimed = await queue.claim_waiting("r2", 5)
+    claimed = await queue.claim_waiting("r2", TEST_MODEL, 5)
     assert [c.job["attempts"] for c in claimed] == [0, 0]
 
 
@@ -217,7 +219,7 @@ async def test_opt_out_while_in_flight_posts_nothing_and_stores_nothing(
     await queue.enqueue(make_job(user_id="1"))
     await queue.enqueue(make_job(user_id="1"))
     await queue.enqueue(make_job(user_id="2"))
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["user_id"] == "1"
     assert await ConsentRegistry(redis, keys).opt_out("1")
     assert await queue.complete("r1", claimed, "answer", "question")

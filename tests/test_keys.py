@@ -23,7 +23,10 @@ def test_every_key_shares_one_hash_tag() -> None:
     k = Keys()
     built = [
         k.optin,
-        k.query,
+        k.query("smollm2-135m"),
+        k.legacy_query,
+        k.models,
+        k.server("800"),
         k.response,
         k.dead,
         k.workers("runner"),
@@ -49,7 +52,7 @@ def test_every_per_user_builder_is_in_user_keys() -> None:
         for name, fn in inspect.getmembers(Keys, inspect.isfunction)
         if list(inspect.signature(fn).parameters) == ["self", "user_id"] and name != "user_keys"
     ]
-    assert sorted(per_user) == ["conversations", "rate", "seen"]
+    assert sorted(per_user) == ["choice", "conversations", "rate", "seen"]
     # A user's private lane is named after them: its keys are theirs too.
     expected = [getattr(k, name)("42") for name in per_user] + [k.inflight("42"), k.pending("42")]
     assert sorted(k.user_keys("42")) == sorted(expected)
@@ -64,7 +67,7 @@ def test_keys_about_one_user_end_with_their_id_and_shared_ones_do_not() -> None:
 
 
 def test_namespace_separates_deployments() -> None:
-    assert Keys("other").query == "{other}:query"
+    assert Keys("other").query("m") == "{other}:query:m"
     assert Keys("other").history("thread:1") == "{other}:history:thread:1"
 
 
@@ -106,3 +109,9 @@ def test_a_job_queued_before_conversations_belongs_to_its_author_in_its_channel(
     assert job_conversation(old) == private_conversation("5", "42") and job_lane(old) == "42"
     new = _job(conversation=shared_conversation("7"), lane=shared_conversation("7"))
     assert job_conversation(new) == job_lane(new) == "thread:7"
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "a b", "x}:y", "-lead", "a" * 65, "naïve", "a/b"])
+def test_a_queue_is_built_for_model_names_only(name: str) -> None:
+    with pytest.raises(ValueError):
+        Keys().query(name)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from shared.job_queue import APOLOGY_TEXT
+from shared.model_names import name_from
 from shared.schemas import decode_job
 from shared.settings import Settings
 from tests.e2e_support import history_key, replies_to
@@ -160,7 +161,9 @@ async def test_a_server_gone_mid_answer_stops_claims_and_loses_no_job_and_no_att
         await wait_until(lambda: second["id"] in cluster.accepted())
         await asyncio.sleep(1.5)
         # Bob's job waits on the queue for a runner that can answer it; Alice's stays held, no attempt counted.
-        assert [decode_job(raw)["id"] for raw in await cluster.redis.lrange(KEYS.query, 0, -1)] == [second["id"]]
+        assert [
+            decode_job(raw)["id"] for raw in await cluster.redis.lrange(KEYS.query(name_from(stand_in.model)), 0, -1)
+        ] == [second["id"]]
         assert [(job["id"], job["attempts"]) for job in map(decode_job, await cluster.held_by(runner))] == [
             (first["id"], 0)
         ]

@@ -12,6 +12,7 @@ from shared.keys import Keys
 from shared.queue_inspection import QueueInspection
 from shared.schemas import Job
 from shared.settings import Settings
+from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]
 
@@ -40,11 +41,11 @@ async def test_edit_of_a_waiting_message_changes_what_is_answered(
     await queue.enqueue(second)
     assert await queue.revise("1", second["id"], "two, edited") == "revised"
     assert await queue.revise("1", first["id"], "one, edited") == "revised"  # still on the queue
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["content"] == "one, edited"
     assert await queue.revise("1", first["id"], "too late") == "started"
     await queue.complete("r1", claimed, "answer", claimed.job["content"])
-    nxt = await queue.claim("r1", timeout_s=0.1)
+    nxt = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert nxt is not None and nxt.job["content"] == "two, edited"
 
 
@@ -57,7 +58,7 @@ async def test_deleting_a_waiting_message_withdraws_it_and_the_next_one_moves_up
         await queue.enqueue(job)
     assert await queue.revise("1", second["id"], None) == "withdrawn"
     assert await queue.revise("1", first["id"], None) == "withdrawn"
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None and claimed.job["id"] == third["id"]
     assert await redis.get(keys.inflight("1")) == third["id"]
     assert await redis.llen(keys.pending("1")) == 0
@@ -71,7 +72,7 @@ async def test_operator_sees_stats_and_replays_a_dead_letter_of_their_guild_only
     await ConsentRegistry(redis, keys).opt_in("1")
     job = make_job(user_id="1", guild_id="800")
     await queue.enqueue(job)
-    claimed = await queue.claim("r1", timeout_s=0.1)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert claimed is not None
     assert await queue.fail("r1", claimed, "CUDA out of memory") == "dead"
 
@@ -82,6 +83,6 @@ async def test_operator_sees_stats_and_replays_a_dead_letter_of_their_guild_only
     assert await inspection.dead_letters(guild_id="801") == []
     assert await inspection.replay(job["id"], guild_id="801") == "not_found"
     assert await inspection.replay(job["id"], guild_id="800") == "queued"
-    again = await queue.claim("r1", timeout_s=0.1)
+    again = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
     assert again is not None and again.job["id"] == job["id"] and again.job["attempts"] == 0
     assert await inspection.replay(job["id"], guild_id=None) == "not_found"

@@ -24,7 +24,7 @@ from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys
 from shared.schemas import Job, decode_response
 from shared.settings import Settings
-from tests.redis_fixtures import enqueue_opted_in
+from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 from tests.test_engine import request, tiny_settings
 
 MakeJob = Callable[..., Job]
@@ -33,7 +33,7 @@ MakeJob = Callable[..., Job]
 async def test_a_batch_never_holds_two_messages_of_one_user(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    runner = Runner(Settings(batch_size=8), EchoEngine(), redis, "r1")
+    runner = Runner(Settings(batch_size=8, model_name=TEST_MODEL), EchoEngine(), redis, "r1")
     chatty = [make_job(user_id="7", content=f"chatty {i}") for i in range(3)]
     others = [make_job(user_id=str(user)) for user in (1, 2, 3)]
     await enqueue_opted_in(redis, keys, queue, [chatty[0], others[0], chatty[1], others[1], chatty[2], others[2]])
@@ -51,7 +51,7 @@ async def test_a_batch_never_holds_two_messages_of_one_user(
 async def test_jobs_that_end_in_the_same_step_are_completed_in_one_round_trip(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    runner = Runner(Settings(batch_size=8), EchoEngine(delay_s=0.05), redis, "r1")
+    runner = Runner(Settings(batch_size=8, model_name=TEST_MODEL), EchoEngine(delay_s=0.05), redis, "r1")
     calls: list[int] = []
     complete_many = runner.queue.complete_many
 
@@ -104,7 +104,7 @@ class SlowEngine(TransformersEngine):
 async def test_jobs_that_arrive_mid_batch_join_it_and_each_is_answered_as_alone(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob, tiny_model_dir: Path
 ) -> None:
-    settings = tiny_settings(tiny_model_dir, batch_size=4, max_new_tokens=60)
+    settings = tiny_settings(tiny_model_dir, batch_size=4, max_new_tokens=60, model_name=TEST_MODEL)
     engine = SlowEngine.load(ModelFiles(str(tiny_model_dir), tiny_model_dir), settings)
     engine.steps, engine.busy = [], threading.Event()
     messages = ["Hello there", "What is the capital of France?", "Hi", "Our bot counts every job!", "Hey"]
@@ -143,11 +143,11 @@ async def test_jobs_that_arrive_mid_batch_join_it_and_each_is_answered_as_alone(
 async def test_a_job_a_lost_claim_reply_left_in_the_runners_list_is_answered_once(
     redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
 ) -> None:
-    runner = Runner(Settings(batch_size=4, heartbeat_ttl_s=1.0), EchoEngine(), redis, "r1")
+    runner = Runner(Settings(batch_size=4, heartbeat_ttl_s=1.0, model_name=TEST_MODEL), EchoEngine(), redis, "r1")
     stray, other = make_job(user_id="1", content="stray"), make_job(user_id="2", content="other")
     await enqueue_opted_in(redis, keys, queue, [stray])
     # What a claim whose reply never arrived leaves behind: the job moved into our list, and nobody told us.
-    assert await redis.lmove(keys.query, keys.processing("r1"), "RIGHT", "LEFT") is not None
+    assert await redis.lmove(keys.query(TEST_MODEL), keys.processing("r1"), "RIGHT", "LEFT") is not None
     await runner.adopt_strays()
     assert not runner.in_flight, "a job seen once may be a claim whose reply is on its way: not taken yet"
 

@@ -15,7 +15,7 @@ from shared.keys import Keys
 from shared.response_queue import ResponseQueue
 from shared.schemas import Job, Response, decode_response
 from shared.waiting_status import WaitingStatusReader
-from tests.redis_fixtures import enqueue_opted_in
+from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 
 MakeJob = Callable[..., Job]
 
@@ -25,7 +25,7 @@ async def responses_in(redis: Redis, keys: Keys) -> list[Response]:
 
 
 async def claim(queue: JobQueue) -> ClaimedJob:
-    [(claimed, _)] = await queue.claim_batch("r1", 1, timeout_s=0.1)
+    [(claimed, _)] = await queue.claim_batch("r1", TEST_MODEL, 1, timeout_s=0.1)
     return claimed
 
 
@@ -86,12 +86,16 @@ async def test_status_counts_what_is_ahead_and_the_recent_pace(
     others = [make_job(user_id=str(i)) for i in (10, 11)]
     mine = [make_job(user_id="1", content="first"), make_job(user_id="1", content="second")]
     await enqueue_opted_in(redis, keys, queue, [*others, *mine])
-    await redis.set(keys.heartbeat("runner", "r1"), json.dumps({"answered_last_minute": 30}))
-    await redis.sadd(keys.workers("runner"), "r1")
+    await redis.set(keys.heartbeat("runner", "r1"), json.dumps({"model": TEST_MODEL, "answered_last_minute": 30}))
+    # Another model's runners and queue neither go before mine nor answer mine.
+    await redis.set(keys.heartbeat("runner", "r2"), json.dumps({"model": "other", "answered_last_minute": 600}))
+    await redis.sadd(keys.workers("runner"), "r1", "r2")
+    await enqueue_opted_in(redis, keys, queue, [make_job(user_id="12", model="other")])
     status = await WaitingStatusReader(redis, keys).status_of("1")
     [lane] = status.lanes
     assert (lane.answering, lane.ahead_in_queue, lane.mine_waiting, lane.before_mine) == (False, 2, 2, 0)
-    assert status.answered_last_minute == 30 and status.rough_wait_s(lane) == 6.0  # 3 answers at 30 a minute
+    assert lane.model == TEST_MODEL and status.pace(lane) == 30
+    assert status.rough_wait_s(lane) == 6.0  # 3 answers at 30 a minute
     text = status_text(status)
     assert "2 messages of others are ahead" in text and "2 messages of yours" in text and "seconds" in text
     for _ in range(3):

@@ -1,13 +1,19 @@
 """Which engine MODEL names: the echo engine, an OpenAI-compatible server, or a transformers model loaded from
-wherever it lives."""
+wherever it lives; and the name the runner serves it under."""
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 from runner.engines.echo import EchoEngine
 from runner.engines.protocol import Engine
 from runner.errors import ModelLoadError
 from runner.weights.source import parse_echo_model, resolve_model
-from shared.settings import OPENAI_MODEL_PREFIX, Settings
+from shared.model_names import name_from
+from shared.settings import BUILTIN_MODEL, ECHO_MODEL, OPENAI_MODEL_PREFIX, Settings
+
+BUILTIN_MODEL_NAME = "smollm2-135m"
+"""The name the built-in model (MODEL=builtin) is served under unless MODEL_NAME says otherwise."""
 
 
 def load_engine(settings: Settings) -> Engine:
@@ -55,3 +61,24 @@ def connect_openai_engine(served_model: str, settings: Settings) -> Engine:
         system_prompt=settings.system_prompt,
         max_in_flight=settings.batch_size,
     )
+
+
+def served_model_name(settings: Settings) -> str:
+    """MODEL_NAME, else a name made from MODEL: the built-in model's, echo, the model id of an openai:<id> model,
+    the last part of a Hub id or a folder, a .gguf file's name without the suffix."""
+    if settings.model_name:
+        return settings.model_name
+    model = settings.model.strip()
+    if model.lower() == BUILTIN_MODEL:
+        return BUILTIN_MODEL_NAME
+    if model.lower().partition(":")[0] == ECHO_MODEL:
+        return ECHO_MODEL
+    if model.lower().startswith(OPENAI_MODEL_PREFIX):
+        source = model[len(OPENAI_MODEL_PREFIX) :]
+    else:
+        path = PurePath(model.rstrip("/\\"))
+        source = path.stem if path.suffix.lower() == ".gguf" else path.name
+    name = name_from(source)
+    if not name:
+        raise ModelLoadError(f"no model name can be made from MODEL {model!r}: set MODEL_NAME")
+    return name

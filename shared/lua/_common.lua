@@ -1,16 +1,5 @@
 -- Helpers prepended to every script (scripts.py joins them); they use no keys but those handed to them.
 
--- Hands the lane's next pending message to the queue, or clears the lane's in-flight mark.
-local function advance_lane(inflight_key, pending_key, query_key)
-  local nxt = redis.call('LPOP', pending_key)
-  if nxt then
-    redis.call('SET', inflight_key, cjson.decode(nxt)['id'])
-    redis.call('LPUSH', query_key, nxt)
-  else
-    redis.call('DEL', inflight_key)
-  end
-end
-
 -- The lane a job waits in; shared/conversation_ids.py job_lane() reads the same field with the same fallback.
 local function lane_of(job)
   return job['lane'] or job['user_id']
@@ -43,6 +32,43 @@ local function set_within(set_key, declared)
     if not declared[member] then return false end
   end
   return true
+end
+
+-- What a script that may move a job onto a queue returns, before changing anything, when the models set holds a
+-- model whose queue it was not given: the caller reads the set again and retries.
+local STALE_MODELS = 'stale_models'
+
+-- The job queues a script was given: ARGV[first_arg] says how many model names follow it in ARGV; KEYS[first_key]
+-- is the legacy queue (jobs queued without a model, by versions before there were several) and each model's queue
+-- follows it, in the names' order. Returns the queues and the positions in KEYS and ARGV of what comes after them.
+local function declared_queues(first_key, first_arg)
+  local queues = {legacy = KEYS[first_key], of = {}}
+  local count = tonumber(ARGV[first_arg])
+  for i = 1, count do
+    queues.of[ARGV[first_arg + i]] = KEYS[first_key + i]
+  end
+  return queues, first_key + count + 1, first_arg + count + 1
+end
+
+-- The queue a job waits on: its model's, or the legacy queue for a job that names none. A job's model is always
+-- declared once set_within(models set, queues.of) holds (enqueue adds it to the set); should someone remove a
+-- member by hand, its jobs go to the legacy queue rather than nowhere, and any runner answers them.
+local function queue_of(queues, job)
+  local model = job['model']
+  if type(model) ~= 'string' or model == '' then return queues.legacy end
+  return queues.of[model] or queues.legacy
+end
+
+-- Hands the lane's next pending message to its model's queue, or clears the lane's in-flight mark.
+local function advance_lane(inflight_key, pending_key, queues)
+  local nxt = redis.call('LPOP', pending_key)
+  if nxt then
+    local job = cjson.decode(nxt)
+    redis.call('SET', inflight_key, job['id'])
+    redis.call('LPUSH', queue_of(queues, job), nxt)
+  else
+    redis.call('DEL', inflight_key)
+  end
 end
 
 -- Removes a user's turns from a shared conversation's history: theirs, and the answers to them (assistant turns

@@ -1,18 +1,21 @@
 -- Accepts an opted-in user's message: straight onto the queue when its lane has nothing in flight, else behind
 -- the lane's earlier messages, so each lane is answered in order and one message at a time.
--- KEYS[1] optin set, KEYS[2] inflight:{lane}, KEYS[3] pending:{lane}, KEYS[4] query, KEYS[5] seen:{user},
--- KEYS[6] rate:{user}, KEYS[7] conversations:{user}, KEYS[8] thread:{id} (shared conversations only)
+-- The job's model joins the models set, so that every script that may later move it onto its queue is given it.
+-- KEYS[1] optin set, KEYS[2] inflight:{lane}, KEYS[3] pending:{lane}, KEYS[4] the job's queue (its model's, or the
+-- legacy queue for a job without one), KEYS[5] seen:{user}, KEYS[6] rate:{user}, KEYS[7] conversations:{user},
+-- KEYS[8] models set, KEYS[9] thread:{id} (shared conversations only)
 -- ARGV[1] user id, ARGV[2] job id, ARGV[3] job JSON, ARGV[4] now (s), ARGV[5] most messages of the user waiting
 -- in the lane, ARGV[6] seen TTL (s), ARGV[7] messages allowed per minute, ARGV[8] conversation id,
--- ARGV[9] most messages waiting in a shared lane (all speakers), ARGV[10] history TTL (s, 0 = none)
+-- ARGV[9] most messages waiting in a shared lane (all speakers), ARGV[10] history TTL (s, 0 = none),
+-- ARGV[11] the job's model ('' = none)
 -- Returns {status, n}: status is not_opted_in | not_shared | duplicate | rate_limited | full | lane_full |
 -- queued | pending; n is how many messages of the lane are ahead of this one (full: how many of the user's
 -- wait; lane_full: how many wait in all).
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then
   return {'not_opted_in', 0}
 end
-local shared = KEYS[8] ~= nil
-if shared and redis.call('EXISTS', KEYS[8]) == 0 then
+local shared = KEYS[9] ~= nil
+if shared and redis.call('EXISTS', KEYS[9]) == 0 then
   return {'not_shared', 0}
 end
 local now = tonumber(ARGV[4])
@@ -59,5 +62,6 @@ redis.call('EXPIRE', KEYS[5], math.ceil(seen_ttl))
 local ttl = tonumber(ARGV[10])
 redis.call('SADD', KEYS[7], ARGV[8])
 expire_or_persist(KEYS[7], ttl)
-if shared then expire_or_persist(KEYS[8], ttl) end
+if shared then expire_or_persist(KEYS[9], ttl) end
+if ARGV[11] ~= '' then redis.call('SADD', KEYS[8], ARGV[11]) end
 return {status, waiting}

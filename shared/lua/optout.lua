@@ -1,17 +1,19 @@
--- Erases everything stored about a user: consent, their conversations (and their turns, with the answers to
--- them, in shared ones), their waiting messages in every lane, and their entries in the shared lists (queue,
--- unposted responses, dead letters).
+-- Erases everything stored about a user: consent, their model choice, their conversations (and their turns, with
+-- the answers to them, in shared ones), their waiting messages in every lane, and their entries in the shared
+-- lists (every job queue, unposted responses, dead letters).
 -- KEYS[1] optin set, KEYS[2] conversations:{user}, KEYS[3] inflight:{user}, KEYS[4] pending:{user},
--- KEYS[5] seen:{user}, KEYS[6] rate:{user}, KEYS[7] query, KEYS[8] response, KEYS[9] dead, then for each
--- conversation of ARGV[3..]: history:{conversation} and, for a shared one, inflight:{lane}, pending:{lane},
--- thread:{id} (see declared_conversations)
--- ARGV[1] user id, ARGV[2] shared conversation id prefix, ARGV[3..] the conversation ids (the set's members,
--- as the caller read them)
--- Returns -1 when the set holds a conversation not declared (the caller retries), 1 if the user had opted in,
--- else 0.
+-- KEYS[5] seen:{user}, KEYS[6] rate:{user}, KEYS[7] choice:{user}, KEYS[8] response, KEYS[9] dead,
+-- KEYS[10] models set, then the job queues (see declared_queues), then for each conversation named after the model
+-- names in ARGV: history:{conversation} and, for a shared one, inflight:{lane}, pending:{lane}, thread:{id} (see
+-- declared_conversations)
+-- ARGV[1] user id, ARGV[2] shared conversation id prefix, ARGV[3..] the model names (see declared_queues), then
+-- the conversation ids (the set's members, as the caller read them)
+-- Returns -1 when the conversations set holds a conversation not declared, or the models set a model (the caller
+-- reads both again and retries), 1 if the user had opted in, else 0.
 local user = ARGV[1]
-local list, by_id = declared_conversations(10, 3, ARGV[2])
-if not set_within(KEYS[2], by_id) then
+local queues, first_conversation_key, first_conversation_arg = declared_queues(11, 3)
+local list, by_id = declared_conversations(first_conversation_key, first_conversation_arg, ARGV[2])
+if not set_within(KEYS[2], by_id) or not set_within(KEYS[10], queues.of) then
   return -1
 end
 local was_in = redis.call('SREM', KEYS[1], user)
@@ -30,16 +32,19 @@ for _, conversation in ipairs(list) do
     redis.call('DEL', conversation.history)
   end
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
-for i = 7, 9 do
-  for _, raw in ipairs(redis.call('LRANGE', KEYS[i], 0, -1)) do
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+local lists = {{KEYS[8]}, {KEYS[9]}, {queues.legacy, true}}
+for _, queue in pairs(queues.of) do lists[#lists + 1] = {queue, true} end
+for _, entry in ipairs(lists) do
+  local list_key, is_queue = entry[1], entry[2]
+  for _, raw in ipairs(redis.call('LRANGE', list_key, 0, -1)) do
     local ok, item = pcall(cjson.decode, raw)
     if ok and type(item) == 'table' and item['user_id'] == user then
-      redis.call('LREM', KEYS[i], 0, raw)
+      redis.call('LREM', list_key, 0, raw)
       -- A queued message of theirs held its shared lane's turn: the lane moves on to the next speaker.
-      local lane = i == 7 and shared_lanes[lane_of(item)]
+      local lane = is_queue and shared_lanes[lane_of(item)]
       if lane and redis.call('GET', lane.inflight) == item['id'] then
-        advance_lane(lane.inflight, lane.pending, KEYS[7])
+        advance_lane(lane.inflight, lane.pending, queues)
       end
     end
   end

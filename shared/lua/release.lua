@@ -1,13 +1,14 @@
--- Gives back, untried, the work a worker holds as it shuts down: to the head of the list it came
--- from, so the next worker takes it first.
--- KEYS[1] the worker's own list, KEYS[2] the list it claims from, KEYS[3] heartbeat, KEYS[4] workers set
--- ARGV[1] worker id, ARGV[2] '1' to mark each item not `fresh` (responses: some parts may be posted already)
--- Returns the number of items given back.
+-- Gives back the responses an updater holds as it shuts down: to the head of the response list, marked not
+-- `fresh` (some of their parts may be posted already), so the next updater takes them first. (Runners give their
+-- jobs back with release_runner.lua, each to its model's queue.)
+-- KEYS[1] posting:{updater}, KEYS[2] response, KEYS[3] heartbeat, KEYS[4] updaters set
+-- ARGV[1] updater id
+-- Returns the number of responses given back.
 local moved = 0
 while true do
   local raw = redis.call('LPOP', KEYS[1])  -- newest first: the oldest ends up claimed first
   if not raw then break end
-  redis.call('RPUSH', KEYS[2], ARGV[2] == '1' and mark_not_fresh(raw) or raw)
+  redis.call('RPUSH', KEYS[2], mark_not_fresh(raw))
   moved = moved + 1
 end
 redis.call('DEL', KEYS[3])

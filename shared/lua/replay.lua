@@ -1,13 +1,16 @@
 -- Puts a dead-lettered job back in line with fresh attempts, as an operator asked; the lane's order and the
 -- one-in-flight rule hold as for a new message.
--- KEYS[1] dead, KEYS[2] optin set, KEYS[3] query, KEYS[4] inflight:{lane}, KEYS[5] pending:{lane}
--- ARGV[1] job id, ARGV[2] guild id that the job must belong to ('' = any), ARGV[3] the job's lane (the caller
--- read the dead list to know it)
--- Returns queued | pending | not_found | not_opted_in | stale (the job's lane is not ARGV[3]).
+-- KEYS[1] dead, KEYS[2] optin set, KEYS[3] the job's queue (its model's, or the legacy queue for a job without
+-- one), KEYS[4] inflight:{lane}, KEYS[5] pending:{lane}
+-- ARGV[1] job id, ARGV[2] guild id that the job must belong to ('' = any), ARGV[3] the job's lane, ARGV[4] the
+-- job's model ('' = none) (the caller read the dead list to know them)
+-- Returns queued | pending | not_found | not_opted_in | stale (the job's lane or model is not what ARGV says).
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
   local job = cjson.decode(raw)
   if job['id'] == ARGV[1] and (ARGV[2] == '' or job['guild_id'] == ARGV[2]) then
-    if lane_of(job) ~= ARGV[3] then
+    local model = job['model']
+    if type(model) ~= 'string' then model = '' end
+    if lane_of(job) ~= ARGV[3] or model ~= ARGV[4] then
       return 'stale'
     end
     redis.call('LREM', KEYS[1], 1, raw)
