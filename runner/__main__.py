@@ -14,6 +14,7 @@ from runner.diagnostic import run_diagnostic
 from runner.engines.choice import load_engine, served_model_name
 from runner.engines.protocol import Engine
 from runner.errors import DiagnosticError, ModelLoadError
+from runner.generation_thread import GenerationThread
 from runner.weights.builtin import prepare_builtin_model
 from runner.worker import Runner
 from shared.errors import FatalStartupError, SettingsError
@@ -49,18 +50,26 @@ def load_and_check(settings: Settings) -> Engine:
 
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
-    engine = await asyncio.to_thread(load_and_check, settings)
+    # The rule for torch work: all of it (load, packing, diagnostic, generation) on the generation thread, which
+    # lives as long as the engine; see runner/generation_thread.py for why.
+    generation = GenerationThread()
+    try:
+        engine = await generation.call(lambda: load_and_check(settings))
+    except BaseException:
+        await generation.stop()  # not loaded (it failed, or the runner was stopped meanwhile)
+        raise
     redis = create_redis(settings)
     try:
         if not await wait_for_redis(redis, settings, stop):
             return
-        runner = Runner(settings, engine, redis, new_worker_id(settings.worker_id))
+        runner = Runner(settings, engine, redis, new_worker_id(settings.worker_id), generation)
         log.info(
             "runner %s taking jobs for model %s (batch size %d)", runner.worker_id, runner.model, settings.batch_size
         )
         await runner.run(stop)
     finally:
         await redis.aclose()
+        await generation.stop()  # already stopped by the runner, unless Redis never came
         await asyncio.to_thread(engine.close)
 
 

@@ -52,7 +52,15 @@ class RunnerStats:
 
 
 class Runner:
-    def __init__(self, settings: Settings, engine: Engine, redis: Redis, worker_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        redis: Redis,
+        worker_id: str,
+        generation: GenerationThread | None = None,
+    ) -> None:
+        """`generation`: the thread the engine was loaded on, which then steps it (a new one if None)."""
         self.settings = settings
         self.engine = engine
         self.worker_id = worker_id
@@ -71,9 +79,8 @@ class Runner:
         )
         self.stats = RunnerStats()
         self.partials = PartialPublisher(self.queue, worker_id)
-        self.generation = GenerationThread(
-            engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer
-        )
+        self.generation = generation if generation is not None else GenerationThread()
+        self.generation.use(engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer)
         self.completions = BatchedCompletions(
             lambda batch: self._retry(lambda: self.queue.complete_many(self.worker_id, batch))
         )
