@@ -11,7 +11,9 @@ Every request is one of the Discord questions in bench/questions.json and genera
     for (b), since every job is there from the start and all are of equal length (a static batch's best case);
 (d) engine: the runner's own engine, in this process, given the same C prompts at once (no Redis).
 (a) to (d) are each the best of ROUNDS runs, alternated (the machine's speed drifts by ~10%). The last line
-is the summary at C=16: speedup = b/a, efficiency = b/c, speedup_over_seed = b / the seed's configuration.
+is the summary at C=16: speedup = b/a, efficiency = b/c, pipeline_over_engine = b/d, speedup_over_seed = b / the
+seed's configuration. The header names the dtype, why it was chosen, and the CPU (`DTYPE=float32 python
+bench/throughput.py` forces float32 where auto picks bfloat16).
 
 `--engine openai --base-url URL --model ID` measures a runner in front of an OpenAI-compatible server instead
 (bench/remote_throughput.py).
@@ -40,6 +42,7 @@ from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedModel
 from runner.engines.choice import load_engine, served_model_name  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
+from runner.weights.cpu_features import read_cpu_features  # noqa: E402
 from runner.weights.source import resolve_model  # noqa: E402
 from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
@@ -227,7 +230,9 @@ async def main(quick: bool) -> None:
         try:
             engine = load_engine(settings)
             assert isinstance(engine, TransformersEngine), "this benchmark needs a transformers model"
+            # engine.description names the dtype and why (dtype_reason=[...]); the CPU line, what decided it.
             print(f"{engine.description}; {NEW_TOKENS} new tokens per request, greedy, end-of-sequence ignored")
+            print(f"cpu: {read_cpu_features().summary()}; torch threads {torch.get_num_threads()}")
             await pipeline.start()
             requests = SEQUENTIAL_REQUESTS // (2 if quick else 1)
             unpacked = seed_model(settings)
@@ -240,7 +245,7 @@ async def main(quick: bool) -> None:
             print(f"seed baseline (model.generate, float32, unpacked, one request at a time): {seed:.1f} tok/s")
             print(
                 f"{'users':>5} {'sequential_tok_s':>17} {'pipeline_tok_s':>15} {'raw_batch_tok_s':>16} "
-                f"{'engine_tok_s':>13} {'speedup':>8} {'efficiency':>10}"
+                f"{'engine_tok_s':>13} {'speedup':>8} {'efficiency':>10} {'pipeline_over_engine':>20}"
             )
             rows = {}
             for concurrency in levels:
@@ -252,7 +257,7 @@ async def main(quick: bool) -> None:
                 rows[concurrency] = (piped, raw, alone)
                 print(
                     f"{concurrency:>5} {sequential:>17.1f} {piped:>15.1f} {raw:>16.1f} {alone:>13.1f} "
-                    f"{piped / sequential:>8.2f} {piped / raw:>10.2f}",
+                    f"{piped / sequential:>8.2f} {piped / raw:>10.2f} {piped / alone:>20.2f}",
                     flush=True,
                 )
         finally:
@@ -261,7 +266,8 @@ async def main(quick: bool) -> None:
     print(
         f"concurrency={SUMMARY_CONCURRENCY} sequential_tok_s={sequential:.1f} pipeline_tok_s={piped:.1f} "
         f"raw_batch_tok_s={raw:.1f} speedup={piped / sequential:.2f} efficiency={piped / raw:.2f} "
-        f"engine_tok_s={alone:.1f} seed_tok_s={seed:.1f} speedup_over_seed={piped / seed:.2f}"
+        f"engine_tok_s={alone:.1f} pipeline_over_engine={piped / alone:.2f} seed_tok_s={seed:.1f} "
+        f"speedup_over_seed={piped / seed:.2f}"
     )
 
 
