@@ -71,7 +71,7 @@ def _sample(scores: torch.Tensor) -> torch.Tensor:
     """One token per row, drawn with probability softmax(scores); rows [n, vocab], -inf for tokens left out.
 
     Drawn among each row's candidates only when top-p left at most NUCLEUS_CANDIDATES of them: the same
-    distribution, but multinomial over the whole vocabulary took ~18 ms for 16 rows here (scratch timing).
+    distribution, without a multinomial over the whole vocabulary (README, Benchmarks: bench/sampling.py).
     """
     candidates = int(torch.isfinite(scores).sum(dim=-1).max())
     if candidates > NUCLEUS_CANDIDATES:
@@ -109,9 +109,8 @@ def _penalise_repetition(
 ) -> None:
     """Divides each seen token's positive score by the row's penalty, multiplies its negative one (in place).
 
-    Rebuilding each row's whole prompt as a tensor at every step cost 12 ms a step for 16 rows of 4,000-token
-    prompts here (timed once, with a scratch script); the prompt's distinct tokens are worked out once per job
-    instead (RowSampler.seen_tokens), which brought that to 2 ms.
+    The prompt's distinct tokens are worked out once per job (RowSampler.seen_tokens) rather than rebuilding
+    each row's whole prompt as a tensor at every step, which grows with long prompts.
     """
     device = scores.device
     ids = torch.nn.utils.rnn.pad_sequence(seen, batch_first=True, padding_value=-1)
@@ -129,8 +128,8 @@ def _top_p(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one).
 
     A token stays if the tokens above it add up to less than top_p, which is TopPLogitsWarper's rule read from
-    the top. Sorting the whole vocabulary took ~35 ms for 16 rows here (scratch timing); the NUCLEUS_CANDIDATES
-    best tokens (topk, ~5 ms) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
+    the top. The NUCLEUS_CANDIDATES best tokens (a topk, far cheaper than sorting the vocabulary: README,
+    Benchmarks) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
     """
     values, index = torch.topk(scores, min(NUCLEUS_CANDIDATES, scores.shape[-1]))
     probs = (values - torch.logsumexp(scores, dim=-1, keepdim=True)).exp()
