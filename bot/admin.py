@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import discord
-
 from bot import texts
 from bot.commands import Command
+from bot.invocation import Invocation
 from shared.queue_inspection import QueueInspection
 
 
-def operator_scope(message: discord.Message, admin_user_ids: frozenset[str]) -> tuple[bool, str | None]:
+def operator_scope(invocation: Invocation, admin_user_ids: frozenset[str]) -> tuple[bool, str | None]:
     """(allowed, guild): bot-wide operators see every guild (None); a server's administrators see theirs."""
-    if str(message.author.id) in admin_user_ids:
+    if invocation.user_id in admin_user_ids:
         return True, None
-    member = message.author
-    if message.guild is not None and isinstance(member, discord.Member) and member.guild_permissions.administrator:
-        return True, str(message.guild.id)
+    if invocation.guild_id is not None and invocation.server_admin:
+        return True, invocation.guild_id
     return False, None
 
 
 async def run_admin_command(
-    command: Command, message: discord.Message, inspection: QueueInspection, admin_user_ids: frozenset[str]
+    command: Command, invocation: Invocation, inspection: QueueInspection, admin_user_ids: frozenset[str]
 ) -> str:
-    allowed, guild_id = operator_scope(message, admin_user_ids)
+    allowed, guild_id = operator_scope(invocation, admin_user_ids)
     if not allowed:
         return texts.ADMINS_ONLY
     if command is Command.STATS:
@@ -33,8 +31,8 @@ async def run_admin_command(
             return "No failed messages."
         lines = [f"`{d.job_id}` user {d.user_id}: {d.error} after {d.attempts} tries" for d in letters]
         return "Failed messages (newest first):\n" + "\n".join(lines)
-    words = message.content.split()
-    if len(words) != 2 or not words[1].isdigit():
+    words = invocation.argument.split()
+    if len(words) != 1 or not words[0].isdigit():
         return "Usage: replay <message id> (see the ids that `dead` lists)."
     outcomes = {
         "queued": "Requeued; it will be answered shortly.",
@@ -42,4 +40,4 @@ async def run_admin_command(
         "not_found": "No failed message with that id here.",
         "not_opted_in": "That user has opted out since, so it was dropped.",
     }
-    return outcomes[await inspection.replay(words[1], guild_id)]
+    return outcomes[await inspection.replay(words[0], guild_id)]

@@ -8,6 +8,7 @@ from typing import Literal
 import discord
 
 from bot import texts
+from bot.invocation import Invocation
 from bot.outbox import Outbox
 from bot.relevance import speaker_name, thread_name
 from shared.consent import ConsentRegistry
@@ -20,33 +21,37 @@ AUTO_ARCHIVE_MINUTES: Literal[1440] = 1440
 
 
 async def open_chat(
-    message: discord.Message,
-    topic: str,
+    invocation: Invocation,
     *,
-    prefix: str,
     consent: ConsentRegistry,
     threads: SharedThreads,
     outbox: Outbox,
 ) -> str | None:
-    """Opens and registers the thread, and greets in it; returns the text to reply with instead, if any."""
-    channel = message.channel
-    if message.guild is None or not isinstance(channel, discord.TextChannel):
+    """Opens and registers the thread (on the `!chat` message, or for `/chat` on its own), and greets in it; returns
+    the text to answer with instead, if any."""
+    channel, prefix = invocation.channel, invocation.prefix
+    if invocation.guild_id is None or not isinstance(channel, discord.TextChannel):
         return texts.chat_where_text(prefix)
-    user_id = str(message.author.id)
+    user_id = invocation.user_id
     if not await consent.is_opted_in(user_id):
         return texts.chat_needs_optin_text(prefix)
-    starter = speaker_name(message.author.display_name, fallback=message.author.name)
+    user = invocation.user
+    starter = speaker_name(user.display_name, fallback=user.name)
+    name = thread_name(invocation.argument, starter)
     try:
-        thread = await message.create_thread(
-            name=thread_name(topic, starter), auto_archive_duration=AUTO_ARCHIVE_MINUTES
-        )
+        if invocation.message is not None:
+            thread = await invocation.message.create_thread(name=name, auto_archive_duration=AUTO_ARCHIVE_MINUTES)
+        else:
+            thread = await channel.create_thread(
+                name=name, auto_archive_duration=AUTO_ARCHIVE_MINUTES, type=discord.ChannelType.public_thread
+            )
     except discord.Forbidden:
         return texts.CHAT_NO_PERMISSION
     except discord.HTTPException as exc:
-        log.warning("could not open a thread on message %s: %s %s", message.id, exc.status, exc.text)
+        log.warning("could not open a thread in channel %s: %s %s", channel.id, exc.status, exc.text)
         return texts.CHAT_NO_PERMISSION if exc.status == 403 else texts.BUSY
-    if not await threads.open(str(thread.id), str(message.guild.id), str(channel.id), user_id):
+    if not await threads.open(str(thread.id), invocation.guild_id, str(channel.id), user_id):
         return texts.chat_needs_optin_text(prefix)  # opted out in the meantime: the thread stays a plain one
     log.info("user %s opened shared thread %s", user_id, thread.id)
     await outbox.send(thread, texts.chat_greeting(prefix, starter))
-    return None
+    return None if invocation.message is not None else texts.chat_opened_text(thread.mention)

@@ -8,20 +8,21 @@ import logging
 import discord
 from redis.asyncio import Redis
 
-from bot import texts
-from bot.admin import run_admin_command
-from bot.chat_threads import open_chat
-from bot.commands import ADMIN_COMMANDS, Command, command_argument, parse_command
+from bot.command_runner import CommandRunner
+from bot.commands import parse_command
 from bot.intake import MessageIntake
+from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
+from bot.slash.ask import AskIntake
+from bot.slash.tree import SlashCommands
 from bot.unavailable_models import UnavailableModelNotices
 from shared.consent import ConsentRegistry
 from shared.job_queue import JobQueue
 from shared.keys import Keys
 from shared.model_choice import ModelChoices
 from shared.queue_inspection import QueueInspection
-from shared.redis_client import REDIS_DOWN_ERRORS, create_redis, wait_for_redis
+from shared.redis_client import create_redis, wait_for_redis
 from shared.served_models import LiveModels
 from shared.settings import Settings
 from shared.shared_threads import SharedThreads, drop_legacy_histories
@@ -51,6 +52,16 @@ class LlamaBot(discord.Client):
         queue = JobQueue(self.redis, self.keys, settings)
         self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox, models=self.models)
         self.model_commands = ModelCommands(settings, self.models, queue, self.threads)
+        self.commands = CommandRunner(
+            settings,
+            consent=self.consent,
+            waiting=self.waiting,
+            model_commands=self.model_commands,
+            threads=self.threads,
+            inspection=self.inspection,
+            outbox=self.outbox,
+        )
+        self.slash = SlashCommands(self, self.commands, AskIntake(self.intake))
         self.unavailable = UnavailableModelNotices(self, self.redis, self.keys, self.outbox, settings.command_prefix)
         self._closing = asyncio.Event()
         self._watching: asyncio.Task[None] | None = None
@@ -62,6 +73,7 @@ class LlamaBot(discord.Client):
     async def setup_hook(self) -> None:
         await wait_for_redis(self.redis, self.settings)
         await drop_legacy_histories(self.redis, self.keys)
+        await self.slash.sync(self.redis, self.keys)
         self._watching = asyncio.create_task(self.unavailable.run(self._closing))
 
     async def close(self) -> None:
@@ -82,46 +94,12 @@ class LlamaBot(discord.Client):
             return  # never answer bots (or ourselves): two bots must not talk in a loop
         command = parse_command(message.content, self.settings.command_prefix)
         if command is not None:
-            await self.run_command(command, message)
+            invocation = Invocation.of_message(message, self.user.id, self.settings.command_prefix)
+            text = await self.commands.run(command, invocation)
+            if text is not None:
+                await self.outbox.reply(message, text)
             return
         await self.intake.consider(message, self.user.id)
-
-    async def run_command(self, command: Command, message: discord.Message) -> None:
-        user_id = str(message.author.id)
-        prefix, wake_words = self.settings.command_prefix, self.settings.wake_words
-        text: str | None
-        try:
-            if command is Command.OPTIN:
-                text = texts.optin_text(prefix, wake_words, await self.consent.opt_in(user_id))
-            elif command is Command.OPTOUT:
-                text = texts.optout_text(await self.consent.opt_out(user_id))
-            elif command is Command.FORGET:
-                opted_in = await self.consent.is_opted_in(user_id)
-                text = texts.forget_text(opted_in, opted_in and await self.consent.forget(user_id))
-            elif command is Command.STATUS:
-                text = texts.status_text(await self.waiting.status_of(user_id))
-            elif command in (Command.MODELS, Command.MODEL):
-                text = await self.model_commands.run(command, message, self.user.id if self.user else 0)
-            elif command is Command.CHAT:
-                text = await open_chat(
-                    message,
-                    command_argument(message.content),
-                    prefix=prefix,
-                    consent=self.consent,
-                    threads=self.threads,
-                    outbox=self.outbox,
-                )
-            elif command in ADMIN_COMMANDS:
-                text = await run_admin_command(command, message, self.inspection, self.settings.admin_user_ids)
-            else:
-                text = texts.help_text(prefix, wake_words)
-        except REDIS_DOWN_ERRORS:
-            log.warning("Redis unreachable during %s for user %s", command.value, user_id)
-            text = texts.BUSY
-        else:
-            log.info("command %s from user %s", command.value, user_id)
-        if text is not None:
-            await self.outbox.reply(message, text)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if self.user is not None:

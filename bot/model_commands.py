@@ -3,12 +3,11 @@ default)."""
 
 from __future__ import annotations
 
-import discord
-
 from bot import texts
 from bot.admin import operator_scope
-from bot.commands import Command, command_argument
+from bot.commands import Command
 from bot.intake import may_be_shared_thread
+from bot.invocation import Invocation
 from shared.job_queue import JobQueue
 from shared.model_choice import ModelChoices
 from shared.model_names import parse_model_name
@@ -26,19 +25,18 @@ class ModelCommands:
         self.queue = queue
         self.threads = threads
 
-    async def run(self, command: Command, message: discord.Message, bot_id: int) -> str:
-        user_id, prefix = str(message.author.id), self.settings.command_prefix
-        guild_id = str(message.guild.id) if message.guild else None
+    async def run(self, command: Command, invocation: Invocation) -> str:
+        user_id, prefix, guild_id = invocation.user_id, invocation.prefix, invocation.guild_id
         if command is Command.MODELS:
             seen = await self.models.look(user_id, guild_id)
             return texts.models_text(seen.served, seen.route, seen.choice, seen.server_default, prefix)
-        words = command_argument(message.content).split()
+        words = invocation.argument.split()
         if not words:
-            chooser, in_thread = await self._chooser_here(message, bot_id)
+            chooser, in_thread = await self._chooser_here(invocation)
             route = (await self.models.look(chooser, guild_id)).route
             return texts.answered_by_text(route, prefix, in_thread=in_thread)
         if words[0].lower() == DEFAULT_WORD:
-            return await self._server_default(message, guild_id, words[1:])
+            return await self._server_default(invocation, words[1:])
         served = await self.models.live.fresh()
         name = _served_name(words[0], served)
         if name is None or len(words) > 1:
@@ -49,14 +47,22 @@ class ModelCommands:
         moved = await self.queue.reroute(user_id, name, unserved) if unserved else 0
         return texts.model_chosen_text(name, moved)
 
-    async def _server_default(self, message: discord.Message, guild_id: str | None, words: list[str]) -> str:
-        prefix = self.settings.command_prefix
+    async def set_server_default(self, invocation: Invocation) -> str:
+        """`/model-default [name]`: the same as `!model default [name]`."""
+        return await self._server_default(invocation, invocation.argument.split())
+
+    async def served_names(self) -> list[str]:
+        """The models a live runner serves now, by name (what `/model` offers as you type)."""
+        return sorted(await self.models.live.cached())
+
+    async def _server_default(self, invocation: Invocation, words: list[str]) -> str:
+        prefix, guild_id = invocation.prefix, invocation.guild_id
         if guild_id is None:
             return texts.server_default_where_text(prefix)
         if not words:
             seen = await self.models.look(None, guild_id)
             return texts.server_default_text(seen.server_default, seen.served, seen.route, prefix)
-        allowed, _ = operator_scope(message, self.settings.admin_user_ids)
+        allowed, _ = operator_scope(invocation, self.settings.admin_user_ids)
         if not allowed:
             return texts.ADMINS_ONLY
         served = await self.models.live.fresh()
@@ -66,14 +72,15 @@ class ModelCommands:
         await self.models.set_server_default(guild_id, name)
         return texts.server_default_set_text(name)
 
-    async def _chooser_here(self, message: discord.Message, bot_id: int) -> tuple[str | None, bool]:
+    async def _chooser_here(self, invocation: Invocation) -> tuple[str | None, bool]:
         """Whose choice holds in this channel (the caller's, or in a shared thread its starter's), and whether it is
         a shared thread."""
-        if may_be_shared_thread(message.channel, bot_id):
-            shared, starter = await self.threads.sharing(str(message.channel.id))
+        channel = invocation.channel
+        if may_be_shared_thread(channel, invocation.bot_id):
+            shared, starter = await self.threads.sharing(str(getattr(channel, "id", "")))
             if shared:
                 return starter, True
-        return str(message.author.id), False
+        return invocation.user_id, False
 
 
 def _served_name(typed: str, served: dict[str, int]) -> str | None:

@@ -38,6 +38,7 @@ def wake(wake_words: Sequence[str]) -> str:
 
 
 def help_text(prefix: str, wake_words: Sequence[str]) -> str:
+    model_default = "/model-default <name>" if prefix == "/" else f"{prefix}model default <name>"
     return (
         "**Hi! I'm a chat bot running a Llama-family model on this server's own hardware.**\n"
         f"I ignore everyone until they opt in. `{prefix}optin` — let me answer you "
@@ -52,8 +53,10 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         f"`{prefix}forget` — erase our conversations (and your messages in shared threads); you stay opted in.\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
         f"`{prefix}help` — this message.\n"
-        f"Administrators: `{prefix}model default <name>` (this server's default model), `{prefix}stats` "
-        f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message)."
+        f"Administrators: `{model_default}` (this server's default model), `{prefix}stats` "
+        f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message).\n"
+        "Every command also works as a slash command (`/optin`, `/model`, …), and `/ask <question>` asks me without "
+        "writing a message."
     )
 
 
@@ -275,3 +278,40 @@ def model_unavailable_text(model: str, prefix: str, *, in_thread: bool) -> str:
     if not in_thread:
         text += f" Or choose another with `{prefix}model <name>` (see `{prefix}models`) and I'll move it there."
     return text
+
+
+# ---- Slash commands --------------------------------------------------------------------------------------------
+
+SLASH_DESCRIPTIONS = {
+    "optin": "Let me answer you (your conversation with me is kept per channel).",
+    "optout": "Stop me answering you, and erase everything I stored about you.",
+    "forget": "Erase our conversations; you stay opted in.",
+    "help": "What I do and how to talk to me.",
+    "status": "Where your waiting messages stand.",
+    "chat": "Open a thread where everyone who opted in talks with me together.",
+    "models": "The models answering now.",
+    "model": "Choose the model that answers you (without a name: which one does, and why).",
+    "model-default": "Administrators: this server's default model (without a name: which it is).",
+    "stats": "Administrators: queue figures.",
+    "dead": "Administrators: the newest failed messages.",
+    "replay": "Administrators: retry a failed message.",
+    "ask": "Ask me something; the channel sees my answer.",
+}
+"""What Discord shows under each slash command's name (100 characters at most)."""
+
+SLASH_OPTIONS = {
+    "chat.topic": "What the thread is about (its name).",
+    "model.name": "A model being served now.",
+    "replay.id": "The id `/dead` lists.",
+    "ask.question": "Your question.",
+}
+"""What Discord shows for each slash command option."""
+
+DONE = "Done."
+"""A slash command's answer when the command said nothing itself."""
+
+EMPTY_ASK = "Yes? Ask me something: `/ask question: what's a llama?`"
+
+
+def ask_needs_optin_text() -> str:
+    return "I only answer people who opted in: `/optin` first (see `/help`), then ask again."

@@ -95,6 +95,8 @@ class JobEndings:
             "lane": lane,
             "fresh": True,
         }
+        if "interaction" in job:
+            response["interaction"] = job["interaction"]
         user_turn, answer_turn = exchange(job, completion.user_turn, completion.answer)
         queue_keys, queue_args = self.models.section(names)
         keys = [
@@ -226,7 +228,7 @@ class JobEndings:
 
 def notice(job: Job, kind: ResponseKind) -> Response:
     """A response that carries no text of its own: partial (read stream:{job}), started, retract."""
-    return {
+    response: Response = {
         "job_id": job["id"],
         "user_id": job["user_id"],
         "channel_id": job["channel_id"],
@@ -236,6 +238,9 @@ def notice(job: Job, kind: ResponseKind) -> Response:
         "completed_at": time.time(),
         "lane": job_lane(job),
     }
+    if "interaction" in job:
+        response["interaction"] = job["interaction"]
+    return response
 
 
 def exchange(job: Job, question: str, answer: str) -> tuple[Turn, Turn]:

@@ -97,6 +97,11 @@ class Keys:
         """A server's settings (hash: default_model)."""
         return f"{self.prefix}server:{guild_id}"
 
+    def commands_synced(self, scope: str) -> str:
+        """Digest of the slash commands last synced to a scope ("global" or a server id): the bot syncs again only
+        when they change (Discord rate-limits syncing)."""
+        return f"{self.prefix}commands-synced:{scope}"
+
     @property
     def response(self) -> str:
         return f"{self.prefix}response"

@@ -12,6 +12,10 @@ from shared.keys import Keys
 from shared.schemas import Response, decode_response
 from shared.scripts import Scripts, command_then_script
 
+INTENT_PREFIX = "w"
+"""posted:{job} field "w<index>": the creation of an interaction follow-up part was started (a webhook takes no
+nonce, so a retry after a crash looks for the message before creating it again)."""
+
 FINAL_FIELD = "final"
 """Set in posted:{job} once the final text is on Discord: a partial read afterwards is never shown."""
 
@@ -34,6 +38,8 @@ class PostingState:
     final: bool = False
     partial: str = ""
     """The newest partial text (stream:{job}), read with the lock; empty once the job completed."""
+    intents: frozenset[int] = frozenset()
+    """Interaction follow-up parts whose creation was started (see INTENT_PREFIX)."""
 
 
 def parse_posted(flat_or_mapping: list[str] | dict[str, str], opted_in: bool, partial: str = "") -> PostingState:
@@ -42,15 +48,17 @@ def parse_posted(flat_or_mapping: list[str] | dict[str, str], opted_in: bool, pa
         if isinstance(flat_or_mapping, dict)
         else zip(flat_or_mapping[::2], flat_or_mapping[1::2], strict=True)
     )
-    posted, digests, final = {}, {}, False
+    posted, digests, final, intents = {}, {}, False, set()
     for name, value in items:
         if name == FINAL_FIELD:
             final = True
+        elif name.startswith(INTENT_PREFIX):
+            intents.add(int(name[1:]))
         elif name.startswith("d"):
             digests[int(name[1:])] = value
         else:
             posted[int(name)] = value
-    return PostingState(opted_in, posted, digests, final, partial)
+    return PostingState(opted_in, posted, digests, final, partial, frozenset(intents))
 
 
 class ResponseQueue:
@@ -121,6 +129,14 @@ class ResponseQueue:
         key = self._keys.posted(job_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={str(index): message_id, f"d{index}": digest})
+            pipe.expire(key, self._posted_ttl_s)
+            await pipe.execute()
+
+    async def record_intent(self, job_id: str, index: int) -> None:
+        """Before creating an interaction follow-up part: recorded first, so a retry knows to look for it."""
+        key = self._keys.posted(job_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, f"{INTENT_PREFIX}{index}", "1")
             pipe.expire(key, self._posted_ttl_s)
             await pipe.execute()
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Literal, NotRequired, TypedDict, cast
 
 from shared.errors import JobPayloadError
+from shared.secret import Secret
 
 
 class Turn(TypedDict):
@@ -18,6 +19,17 @@ class Turn(TypedDict):
     # `!forget` and `!optout` remove), and the speaker's display name, shown to the model.
     user_id: NotRequired[str]
     name: NotRequired[str]
+
+
+class InteractionRef(TypedDict):
+    """The slash command (`/ask`) a job answers: its answer is the interaction's response, posted through the
+    interaction's webhook while the token is valid. The token is a credential: wrapped in a Secret in memory, it is
+    written out only in the JSON stored in Redis (which `!optout` erases with the job)."""
+
+    application_id: str
+    token: Secret
+    expires_at: float
+    """When the token stops working (epoch seconds); an answer after it goes to the channel as a plain message."""
 
 
 class Job(TypedDict):
@@ -39,6 +51,9 @@ class Job(TypedDict):
     model: NotRequired[str]
     """The model that answers it, decided by the bot when it queued it; a job queued before there were several
     models names none (any runner answers it)."""
+    interaction: NotRequired[InteractionRef]
+    """Set for a question asked with `/ask` (its id is then the interaction's id, and no message of the user's
+    exists to reply or react to)."""
     unavailable_told: NotRequired[bool]
     """Set once its user was told that its model is not served right now (told once only)."""
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.
@@ -66,6 +81,8 @@ class Response(TypedDict):
     completed_at: float
     lane: NotRequired[str]
     """The job's lane: an updater posts one lane's responses in the order it claimed them."""
+    interaction: NotRequired[InteractionRef]
+    """The job's interaction, for an `/ask` answer."""
     fresh: NotRequired[bool]
     """True when nothing of the job can be on Discord yet (no partial was noticed, no updater held it), so the
     updater posts it without reading its posted record or taking its lock; absent means "maybe"."""
@@ -76,15 +93,38 @@ _RESPONSE_FIELDS: dict[str, type] = {"job_id": str, "user_id": str, "channel_id"
 
 
 def encode(payload: Job | Response | Turn) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_reveal)
+
+
+def _reveal(value: object) -> str:
+    """Secrets (interaction tokens) are written out in the payloads stored in Redis, and only there."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def decode_job(raw: str | bytes) -> Job:
-    return cast(Job, _decode(raw, _JOB_FIELDS, "job"))
+    return cast(Job, _with_interaction(_decode(raw, _JOB_FIELDS, "job"), "job"))
 
 
 def decode_response(raw: str | bytes) -> Response:
-    return cast(Response, _decode(raw, _RESPONSE_FIELDS, "response"))
+    return cast(Response, _with_interaction(_decode(raw, _RESPONSE_FIELDS, "response"), "response"))
+
+
+def _with_interaction(data: dict[str, object], what: str) -> dict[str, object]:
+    """Wraps an interaction's token back into a Secret, so that no repr or log line of the payload shows it."""
+    interaction = data.get("interaction")
+    if interaction is None:
+        return data
+    if not (
+        isinstance(interaction, dict)
+        and isinstance(interaction.get("token"), str)
+        and isinstance(interaction.get("application_id"), str)
+        and isinstance(interaction.get("expires_at"), int | float)
+    ):
+        raise JobPayloadError(f"{what} payload has no valid 'interaction'")
+    data["interaction"] = {**interaction, "token": Secret(interaction["token"])}
+    return data
 
 
 def _decode(raw: str | bytes, required: Mapping[str, type], what: str) -> dict[str, object]:

@@ -176,6 +176,13 @@ class Settings:
     admin_user_ids: frozenset[str] = setting(
         "ADMIN_USER_IDS", id_set, frozenset(), "User ids allowed the operator commands everywhere.", used_by=BOT
     )
+    command_guild_ids: frozenset[str] = setting(
+        "COMMAND_GUILD_IDS",
+        id_set,
+        frozenset(),
+        "Server ids to register the slash commands in (instant, for testing) instead of globally.",
+        used_by=BOT,
+    )
     max_attempts: int = setting(
         "MAX_ATTEMPTS", bounded(int, 1, 100), 3, "Tries per message before it is dead-lettered.", used_by=RUNNER
     )

@@ -39,6 +39,8 @@ def test_every_key_shares_one_hash_tag() -> None:
         k.inflight(shared_conversation("6")),
         k.pending(shared_conversation("6")),
         k.thread("6"),
+        k.commands_synced("global"),
+        k.commands_synced("800"),
         *k.user_keys("42"),
     ]
     assert all(key.startswith("{llamabot}:") for key in built)

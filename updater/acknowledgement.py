@@ -35,8 +35,8 @@ class Acknowledgements:
         self._typing: dict[int, asyncio.Task[None]] = {}
 
     async def started(self, response: Response, opted_in: bool) -> None:
-        if not opted_in:
-            return
+        if not opted_in or "interaction" in response:
+            return  # an `/ask` has no message to react to, and shows "thinking…" until its answer comes
         channel_id, message_id = int(response["channel_id"]), int(response["job_id"])
         self._waiting.setdefault(channel_id, {})[response["job_id"]] = time.monotonic()
         if channel_id not in self._typing:

@@ -5,7 +5,8 @@ local function lane_of(job)
   return job['lane'] or job['user_id']
 end
 
--- Moves a job that has used up its attempts to the dead list and queues an apology for its user.
+-- Moves a job that has used up its attempts to the dead list and queues an apology for its user (through its
+-- interaction, for an /ask).
 local function dead_letter(job, reason, now, dead_key, response_key, optin_key, apology, max_dead)
   job['error'] = reason
   job['failed_at'] = now
@@ -15,6 +16,7 @@ local function dead_letter(job, reason, now, dead_key, response_key, optin_key, 
     redis.call('LPUSH', response_key, cjson.encode({
       job_id = job['id'], user_id = job['user_id'], channel_id = job['channel_id'], lane = lane_of(job),
       kind = 'apology', content = apology, enqueued_at = job['enqueued_at'], completed_at = now,
+      interaction = job['interaction'],
     }))
   end
 end

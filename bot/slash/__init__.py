@@ -1,0 +1,1 @@
+"""Slash commands: the `!` commands as Discord application commands, `/ask`, and syncing them with Discord."""

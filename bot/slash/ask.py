@@ -1,0 +1,99 @@
+"""`/ask <question>`: a question without a message. It is deferred before anything else (Discord's 3 s hold even
+while Redis is slow), then queued like a message in the user's own conversation in that channel; the updater posts
+the answer through the interaction, whose token travels with the job as a Secret."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+
+from bot import texts
+from bot.intake import MessageIntake
+from shared.conversation_ids import private_conversation
+from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.schemas import InteractionRef, Job
+from shared.secret import Secret
+
+log = logging.getLogger(__name__)
+
+TOKEN_LIFETIME_S = 15 * 60
+"""An interaction's token works for 15 minutes after the interaction was created."""
+
+REFUSALS = {
+    "full": texts.full_text,
+    "lane_full": texts.lane_full_text,
+    "rate_limited": texts.rate_limited_text,
+}
+
+
+class AskIntake:
+    def __init__(self, intake: MessageIntake) -> None:
+        self.intake = intake
+
+    async def ask(self, interaction: discord.Interaction, question: str) -> None:
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not defer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+            return
+        user_id = str(interaction.user.id)
+        settings = self.intake.settings
+        question = question.strip()[: settings.max_input_chars]
+        try:
+            async with self.intake.locks.hold(user_id):
+                if not question:
+                    opted_in = await self.intake.consent.is_opted_in(user_id)
+                    await self._privately(interaction, texts.EMPTY_ASK if opted_in else texts.ask_needs_optin_text())
+                    return
+                result = await self.intake.queue.enqueue(await self._job(interaction, question))
+        except REDIS_DOWN_ERRORS:
+            log.warning("Redis unreachable: told user %s to retry interaction %s", user_id, interaction.id)
+            await self._privately(interaction, texts.BUSY)
+            return
+        if result.status == "not_opted_in":
+            await self._privately(interaction, texts.ask_needs_optin_text())  # and nothing is stored or logged
+            return
+        log.info("interaction %s from user %s: %s", interaction.id, user_id, result.status)
+        refusal = REFUSALS.get(result.status)
+        if refusal is not None:
+            await self._privately(interaction, refusal(result.waiting))
+        elif result.status in ("queued", "pending"):
+            self.intake.accepted += 1
+
+    async def _job(self, interaction: discord.Interaction, question: str) -> Job:
+        """The job: the user's private conversation in that channel, their lane, their model, the interaction."""
+        user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
+        guild_id = str(interaction.guild_id) if interaction.guild_id else None
+        reference: InteractionRef = {
+            "application_id": str(interaction.application_id),
+            "token": Secret(interaction.token),
+            "expires_at": interaction.created_at.timestamp() + TOKEN_LIFETIME_S,
+        }
+        job: Job = {
+            "id": str(interaction.id),
+            "user_id": user_id,
+            "channel_id": channel_id,
+            "guild_id": guild_id,
+            "content": question,
+            "enqueued_at": time.time(),
+            "attempts": 0,
+            "conversation": private_conversation(channel_id, user_id),
+            "lane": user_id,
+            "interaction": reference,
+        }
+        route = await self.intake.models.route(user_id, guild_id)
+        if route.model is not None:
+            job["model"] = route.model
+        return job
+
+    @staticmethod
+    async def _privately(interaction: discord.Interaction, text: str) -> None:
+        """Replaces the public "thinking…" with a message only the user sees (a deferral's own answer would be as
+        public as the deferral)."""
+        try:
+            await interaction.delete_original_response()
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("could not answer interaction %s: %s %s", interaction.id, exc.status, exc.text)

@@ -1,0 +1,138 @@
+"""The slash commands: each one a thin wrapper over what its `!` command runs (CommandRunner), its answer seen only
+by whoever ran it; `/ask` is the one whose answer the channel sees."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import discord
+from discord import app_commands
+from redis.asyncio import Redis
+
+from bot import texts
+from bot.command_runner import CommandRunner
+from bot.commands import Command
+from bot.invocation import Invocation
+from bot.slash.ask import AskIntake
+from bot.slash.sync import sync_commands
+from shared.keys import Keys
+
+log = logging.getLogger(__name__)
+
+SlashCommand = app_commands.Command[Any, ..., None]
+Runner = Callable[[Invocation], Awaitable[str | None]]
+
+MAX_CHOICES = 25
+"""Discord shows at most 25 autocomplete choices."""
+
+ADMINISTRATORS = discord.Permissions(administrator=True)
+"""Operator commands are hidden from members without it (and checked again when run: ADMIN_USER_IDS too)."""
+
+PLAIN_COMMANDS = (
+    Command.OPTIN,
+    Command.OPTOUT,
+    Command.FORGET,
+    Command.HELP,
+    Command.STATUS,
+    Command.MODELS,
+    Command.STATS,
+    Command.DEAD,
+)
+"""The commands without an option: each becomes `/<name>`."""
+
+
+class SlashCommands:
+    def __init__(self, client: discord.Client, commands: CommandRunner, asking: AskIntake) -> None:
+        self.tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
+        self.commands = commands
+        self.asking = asking
+        for command in PLAIN_COMMANDS:
+            self._add(self._plain(command))
+        self._add_with_options()
+
+    async def sync(self, redis: Redis, keys: Keys) -> list[str]:
+        return await sync_commands(self.tree, redis, keys, self.commands.settings.command_guild_ids)
+
+    async def answer(self, interaction: discord.Interaction, run: Runner) -> None:
+        """Defers first (Discord's 3 s hold whatever Redis does), then edits in the answer; only the user sees it."""
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        except discord.HTTPException as exc:
+            log.warning("could not defer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+            return
+        text = await run(Invocation.of_interaction(interaction, _argument(interaction)))
+        try:
+            await interaction.edit_original_response(
+                content=text or texts.DONE, allowed_mentions=discord.AllowedMentions.none()
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not answer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+
+    def _run(self, command: Command) -> Runner:
+        return lambda invocation: self.commands.run(command, invocation)
+
+    def _add(self, command: SlashCommand) -> None:
+        if Command.__members__.get(command.name.upper()) in (Command.STATS, Command.DEAD, Command.REPLAY):
+            command.default_permissions = ADMINISTRATORS
+        self.tree.add_command(command)
+
+    def _plain(self, command: Command) -> SlashCommand:
+        async def callback(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, self._run(command))
+
+        return app_commands.Command(
+            name=command.value, description=texts.SLASH_DESCRIPTIONS[command.value], callback=callback
+        )
+
+    def _add_with_options(self) -> None:
+        @app_commands.describe(topic=texts.SLASH_OPTIONS["chat.topic"])
+        async def chat(interaction: discord.Interaction, topic: str = "") -> None:
+            await self.answer(interaction, self._run(Command.CHAT))
+
+        @app_commands.describe(name=texts.SLASH_OPTIONS["model.name"])
+        async def model(interaction: discord.Interaction, name: str = "") -> None:
+            await self.answer(interaction, self._run(Command.MODEL))
+
+        @app_commands.describe(name=texts.SLASH_OPTIONS["model.name"])
+        async def model_default(interaction: discord.Interaction, name: str = "") -> None:
+            await self.answer(interaction, self.commands.set_server_default)
+
+        @app_commands.describe(id=texts.SLASH_OPTIONS["replay.id"])
+        async def replay(interaction: discord.Interaction, id: str) -> None:
+            await self.answer(interaction, self._run(Command.REPLAY))
+
+        @app_commands.describe(question=texts.SLASH_OPTIONS["ask.question"])
+        async def ask(interaction: discord.Interaction, question: str) -> None:
+            await self.asking.ask(interaction, question)
+
+        async def served_models(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            names = await self.commands.model_commands.served_names()
+            typed = current.strip().lower()
+            matching = [name for name in names if typed in name.lower()][:MAX_CHOICES]
+            return [app_commands.Choice(name=name, value=name) for name in matching]
+
+        callbacks: dict[str, Callable[..., Coroutine[Any, Any, None]]] = {
+            "chat": chat,
+            "model": model,
+            "model-default": model_default,
+            "replay": replay,
+            "ask": ask,
+        }
+        for name, callback in callbacks.items():
+            description = texts.SLASH_DESCRIPTIONS[name]
+            command: SlashCommand = app_commands.Command(name=name, description=description, callback=callback)
+            if name in ("model", "model-default"):
+                command.autocomplete("name")(served_models)
+            if name == "model-default":
+                command.guild_only = True
+                command.default_permissions = ADMINISTRATORS
+            self._add(command)
+
+
+def _argument(interaction: discord.Interaction) -> str:
+    """The command's one option, as the text a `!` command would have after its name."""
+    data: dict[str, Any] = dict(interaction.data or {})
+    options: list[dict[str, Any]] = list(data.get("options") or [])
+    return " ".join(str(option["value"]) for option in options if "value" in option)
