@@ -277,3 +277,40 @@ async def test_subcommands_dms_and_permissions(client: CommandClient, fake: Fake
     assert permissions.administrator and permissions.manage_guild
     assert in_dm.guild_id is None and "user" in in_dm.payload and "member" not in in_dm.payload
     assert in_dm.original is not None and "guild_id" not in in_dm.original
+
+
+async def test_a_partial_webhook_edits_original_and_follow_ups_are_listed_in_the_channel(
+    client: CommandClient, fake: FakeDiscord
+) -> None:
+    """What the updater does for an `/ask` without the interaction object: `@original` by name through a partial
+    webhook, and a lost follow-up found again in the channel's messages (its interaction_metadata names the
+    interaction); deleting the thinking message lets an ephemeral follow-up through, as on Discord."""
+
+    @client.tree.command(name="later", description="Deferred, answered by someone else")
+    async def later(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await client.outcomes.put((interaction.application_id, interaction.token))
+
+    @client.tree.command(name="private", description="Deferred in public, answered privately")
+    async def private(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.delete_original_response()
+        await interaction.followup.send("only you", ephemeral=True)
+        await client.outcomes.put(None)
+
+    await client.tree.sync()
+    handle = await fake.invoke_command(fake.add_user("alice"), "later")
+    application_id, token = await client.next_outcome()
+    webhook = discord.Webhook.partial(int(application_id), token, client=client)
+    edited = await webhook.edit_message("@original", content="part one")  # type: ignore[arg-type]
+    extra = await webhook.send("part two", wait=True)
+    listed = await client.http.logs_from(int(fake.channel_id), 100, after=int(handle.id))  # type: ignore[arg-type]
+
+    assert str(edited.id) == handle.original_id and handle.original_history == ["", "part one"]
+    assert [m["id"] for m in listed] == [str(extra.id), handle.original_id]
+    assert listed[0]["interaction_metadata"]["id"] == handle.id
+    assert listed[0]["interaction_metadata"]["original_response_message_id"] == handle.original_id
+
+    other = await fake.invoke_command(fake.add_user("bob"), "private")
+    await client.next_outcome()
+    assert other.original is None and [(f["content"], f["flags"]) for f in other.followups] == [("only you", 64)]

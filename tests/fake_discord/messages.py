@@ -104,6 +104,7 @@ class MessageRoutes:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post("/channels/{channel_id}/messages", self._create_message)
+        router.add_get("/channels/{channel_id}/messages", self._list_messages)
         router.add_get("/channels/{channel_id}/messages/{message_id}", self._get_message)
         router.add_patch("/channels/{channel_id}/messages/{message_id}", self._edit_message)
         router.add_delete("/channels/{channel_id}/messages/{message_id}", self._delete_message)
@@ -117,6 +118,22 @@ class MessageRoutes:
         if message is None or message["channel_id"] != channel["id"]:
             raise unknown_message()
         return message
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """A channel's messages, newest first as Discord answers `before` (or no anchor); with `after`, the oldest
+        `limit` messages after it (Discord then answers them newest first too). Ephemeral ones are never listed."""
+        channel = channel_of(self._world, request)
+        limit = max(1, min(100, int(request.query.get("limit", "50"))))
+        found = sorted(
+            (m for m in self._world.messages.values() if m["channel_id"] == channel["id"]), key=lambda m: int(m["id"])
+        )
+        if "after" in request.query:
+            found = [m for m in found if int(m["id"]) > int(request.query["after"])][:limit]
+        else:
+            if "before" in request.query:
+                found = [m for m in found if int(m["id"]) < int(request.query["before"])]
+            found = found[-limit:]
+        return json_response(list(reversed(found)))
 
     async def _get_message(self, request: web.Request) -> web.Response:
         return json_response(self._message(request))
