@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+_TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?'\"]+")
+"""An interaction's token is in the URLs of its webhook and callback (discord.py may log them): never printed."""
 
 
 class RedactSecrets(logging.Filter):
@@ -18,13 +22,12 @@ class RedactSecrets(logging.Filter):
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
 
     def _scrub(self, text: str) -> str:
+        text = _TOKEN_IN_URL.sub(r"\1**********", text)
         for secret in self._secrets:
             text = text.replace(secret, "**********")
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         record.msg = self._scrub(record.getMessage())
         record.args = None
         if record.exc_info:

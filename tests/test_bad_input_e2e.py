@@ -56,7 +56,9 @@ async def admin_and_deployment(tmp_path_factory: pytest.TempPathFactory) -> Asyn
         server.stop()
     assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
     assert "Traceback" not in logs, logs
-    for secret in (fake.token, REDIS_PASSWORD, HF_TOKEN):
+    interaction_tokens = [handle.token for handle in fake.interactions]
+    assert interaction_tokens, "no interaction ran: the scan for their tokens would prove nothing"
+    for secret in (fake.token, REDIS_PASSWORD, HF_TOKEN, *interaction_tokens):
         assert secret not in logs, "a secret appeared in the logs"
 
 
@@ -162,6 +164,17 @@ async def test_operator_commands_are_for_admins_only(
     assert reply["content"] == "No failed messages."
     _, reply = await deployment.ask(admin, "!replay 123")
     assert "No failed message" in reply["content"]
+
+
+async def test_ask_and_a_refused_ask_log_no_token(deployment: Deployment) -> None:
+    """At DEBUG: an `/ask` answered through its interaction, and one refused (not opted in); the fixture then scans
+    every log for their tokens."""
+    fake = deployment.fake
+    user = await deployment.opt_in("asker")
+    handle = await fake.invoke_command(user, "ask", {"question": "quietly"})
+    await handle.wait_until(lambda h: bool(h.original and h.original["content"] == "echo: quietly"), what="answer")
+    refused = await fake.invoke_command(fake.add_user("outsider"), "ask", {"question": "hello"})
+    await refused.wait_followups(1)
 
 
 async def wait_for_reaction(fake: FakeDiscord, message: Payload, emoji: str) -> None:
