@@ -13,7 +13,8 @@ from shared.job_queue import APOLOGY_TEXT, JobQueue
 from shared.keys import Keys
 from shared.queue_inspection import QueueInspection
 from shared.response_queue import ResponseQueue
-from shared.schemas import Job, decode_response
+from shared.schemas import InteractionRef, Job, decode_response
+from shared.secret import Secret
 from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]
@@ -228,3 +229,28 @@ async def test_opt_out_while_in_flight_posts_nothing_and_stores_nothing(
         assert not key.endswith(":1"), key
         if await redis.type(key) == "list":
             assert all('"user_id":"1"' not in item for item in await redis.lrange(key, 0, -1))
+
+
+async def test_an_ask_keeps_its_interaction_through_retries_completion_and_the_apology(
+    redis: Redis, keys: Keys, queue: JobQueue, make_job: MakeJob
+) -> None:
+    """An `/ask` answer (or apology) reaches the updater with its interaction, whichever script made it."""
+    await opt_in(redis, keys, "1")
+    interaction: InteractionRef = {"application_id": "9", "token": Secret("tok-en-value"), "expires_at": 5e9}
+    asked, dying = make_job(user_id="1"), make_job(user_id="1")
+    asked["interaction"] = dying["interaction"] = interaction
+    await queue.enqueue(asked)
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
+    assert claimed is not None and await queue.fail("r1", claimed, "RuntimeError") == "retry"
+    claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
+    assert claimed is not None and claimed.job["interaction"]["token"].reveal() == "tok-en-value"
+    await queue.enqueue(dying)
+    assert await queue.complete("r1", claimed, "the answer", "question")
+    answer = decode_response(await redis.rpop(keys.response))
+    assert answer["kind"] == "answer" and answer["interaction"]["token"] == interaction["token"]
+    for _ in range(3):
+        claimed = await queue.claim("r1", TEST_MODEL, timeout_s=0.1)
+        assert claimed is not None and claimed.job["id"] == dying["id"]
+        await queue.fail("r1", claimed, "RuntimeError")
+    apology = decode_response(await redis.rpop(keys.response))
+    assert apology["kind"] == "apology" and apology["interaction"] == interaction
