@@ -47,7 +47,7 @@ class LlamaBot(discord.Client):
         self.inspection = QueueInspection(self.redis, self.keys)
         self.threads = SharedThreads(self.redis, self.keys, settings.history_ttl_s)
         self.waiting = WaitingStatusReader(self.redis, self.keys)
-        self.outbox = Outbox(settings)
+        self.outbox = Outbox(settings, self)
         self.models = ModelChoices(self.redis, self.keys, LiveModels(self.redis, self.keys), settings.default_model)
         queue = JobQueue(self.redis, self.keys, settings)
         self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox, models=self.models)

@@ -4,17 +4,20 @@ reactions are skipped past theirs (a nicety), so that with the updaters' budget 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 
 from shared.rate_limit import RequestBudget
+from shared.schemas import InteractionRef
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class Outbox:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, client: discord.Client) -> None:
+        self.client = client
         self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
         self.messages = RequestBudget(settings.bot_replies_per_s)
 
@@ -29,6 +32,17 @@ class Outbox:
             )
         except discord.HTTPException as exc:
             log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
+
+    async def edit_interaction_original(self, reference: InteractionRef, text: str) -> None:
+        """Edits an `/ask`'s original response (a notice while it waits); failures are logged, not raised."""
+        await self.messages.take()
+        application_id, token = int(reference["application_id"]), reference["token"].reveal()
+        webhook = discord.Webhook.partial(application_id, token, client=self.client)
+        edit: Any = webhook.edit_message
+        try:
+            await edit("@original", content=text, allowed_mentions=discord.AllowedMentions.none())
+        except discord.HTTPException as exc:
+            log.warning("could not edit an interaction's answer: %s %s", exc.status, exc.text)
 
     async def send(self, channel: discord.abc.Messageable, text: str) -> None:
         await self.messages.take()

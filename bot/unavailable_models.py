@@ -71,9 +71,14 @@ class UnavailableModelNotices:
             job = decode_job(raw)
         except JobPayloadError:
             return 0
-        channel = self._client.get_partial_messageable(int(job["channel_id"]))
-        message = channel.get_partial_message(int(job["id"]))
         in_thread = is_shared(job_lane(job))
         log.info("job %s of user %s waits for model %s, which nobody serves: told", job["id"], job["user_id"], model)
-        await self._outbox.reply(message, texts.model_unavailable_text(model, self._prefix, in_thread=in_thread))
+        text = texts.model_unavailable_text(model, self._prefix, in_thread=in_thread)
+        reference = job.get("interaction")
+        if reference is not None:
+            # An `/ask` has no message to reply to: the notice takes the place of "thinking…" until the answer does.
+            await self._outbox.edit_interaction_original(reference, text)
+            return 1
+        channel = self._client.get_partial_messageable(int(job["channel_id"]))
+        await self._outbox.reply(channel.get_partial_message(int(job["id"])), text)
         return 1

@@ -165,13 +165,14 @@ async def test_a_message_whose_model_loses_its_last_runner_waits_its_author_is_t
     fake, system = deployment.fake, deployment.system
     slow = system.start("runner", MODEL="echo:3", MODEL_NAME=SLOWPOKE, BATCH_SIZE="1")
     await system.wait_for_log(slow, "taking jobs", timeout=60)
-    henry, ivan, judy = [await deployment.opt_in(name) for name in ("henry", "ivan", "judy")]
-    for user in (henry, ivan, judy):
+    henry, ivan, judy, kim = [await deployment.opt_in(name) for name in ("henry", "ivan", "judy", "kim")]
+    for user in (henry, ivan, judy, kim):
         await deployment.command(user, f"!model {SLOWPOKE}")
     being_answered = await fake.send_message(henry, "Hey Llama, first")
     await system.wait_for_log(slow, f"job {being_answered['id']} of user {henry['id']} claimed", timeout=30)
     waiting = await fake.send_message(ivan, "Hey Llama, second")
     moving = await fake.send_message(judy, "Hey Llama, third")
+    asked = await fake.invoke_command(kim, "ask", {"question": "fourth"})  # no message: told in its "thinking…"
     await asyncio.sleep(0.5)
     slow.popen.terminate()  # it finishes the message in hand, and claims no other
     assert await asyncio.to_thread(slow.popen.wait, 30) == 0
@@ -181,7 +182,10 @@ async def test_a_message_whose_model_loses_its_last_runner_waits_its_author_is_t
     assert f"`{SLOWPOKE}` isn't being served right now" in notice["content"]
     assert notice["_request"]["allowed_mentions"] == {"parse": []}, "it pings nobody"
     stats = await deployment.command(deployment.admin, "!stats")
-    assert f"`{SLOWPOKE}` 2, no runner" in stats
+    assert f"`{SLOWPOKE}` 3, no runner" in stats
+    await asked.wait_until(
+        lambda h: f"`{SLOWPOKE}` isn't being served" in ((h.original or {}).get("content") or ""), what="the notice"
+    )
     # Judy takes the way out the notice offers; Ivan waits.
     await wait_reply(fake, moving["id"], timeout=20)
     assert "I moved 1 waiting message" in await deployment.command(judy, f"!model {PARROT}")
@@ -196,3 +200,5 @@ async def test_a_message_whose_model_loses_its_last_runner_waits_its_author_is_t
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     assert [r["content"] for r in replies_to(fake, waiting["id"])][1:] == ["echo: second"]
+    await asked.wait_until(lambda h: (h.original or {}).get("content") == "echo: fourth", what="the answer")
+    assert asked.followups == [] and not [p for p in fake.posted if "fourth" in p["content"]]

@@ -301,3 +301,21 @@ async def test_an_updater_killed_after_discord_created_a_follow_up_does_not_post
     await answered(cluster, handle, f"echo: {words}", timeout=30)
     await cluster.wait_drained(timeout=15)
     assert len(handle.followups) == 1
+
+
+async def test_opting_out_mid_stream_deletes_the_partial_answer_and_keeps_nothing(cluster: Cluster) -> None:
+    fake = cluster.fake
+    [user] = await cluster.opt_in(["midway"])
+    [runner] = cluster.alive("runner")
+    handle = await fake.invoke_command(user, "ask", {"question": " ".join(f"w{i}" for i in range(40))})
+    await handle.wait_until(lambda h: len(h.original_history) >= 2, what="a partial answer")
+    cluster.pause(runner)  # the answer cannot finish before the opt-out
+    try:
+        assert "You're opted out" in await private_answer(cluster, user, "optout")
+    finally:
+        cluster.resume(runner)
+    await handle.wait_until(lambda h: h.original is None, what="the partial answer deleted")
+    await cluster.wait_drained(timeout=15)
+    assert handle.followups == []
+    assert await keys_and_items_mentioning(cluster.redis, user["id"]) == []
+    assert await redis_holds(cluster.redis, handle.token) == []

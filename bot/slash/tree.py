@@ -55,14 +55,16 @@ class SlashCommands:
     async def sync(self, redis: Redis, keys: Keys) -> list[str]:
         return await sync_commands(self.tree, redis, keys, self.commands.settings.command_guild_ids)
 
-    async def answer(self, interaction: discord.Interaction, run: Runner) -> None:
-        """Defers first (Discord's 3 s hold whatever Redis does), then edits in the answer; only the user sees it."""
+    async def answer(self, interaction: discord.Interaction, run: Runner, argument: str | None = None) -> None:
+        """Defers first (Discord's 3 s hold whatever Redis does), then edits in the answer; only the user sees it.
+        `argument` is what a `!` command would have after its name (default: the options' values, in order)."""
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
         except discord.HTTPException as exc:
             log.warning("could not defer interaction %s: %s %s", interaction.id, exc.status, exc.text)
             return
-        text = await run(Invocation.of_interaction(interaction, _argument(interaction)))
+        typed = _argument(interaction) if argument is None else argument
+        text = await run(Invocation.of_interaction(interaction, typed))
         try:
             await interaction.edit_original_response(
                 content=text or texts.DONE, allowed_mentions=discord.AllowedMentions.none()
