@@ -8,6 +8,7 @@ from typing import Any
 
 import discord
 
+from bot.slash import REQUEST_ERRORS, failure
 from shared.rate_limit import RequestBudget
 from shared.schemas import InteractionRef
 from shared.settings import Settings
@@ -41,8 +42,8 @@ class Outbox:
         edit: Any = webhook.edit_message
         try:
             await edit("@original", content=text, allowed_mentions=discord.AllowedMentions.none())
-        except discord.HTTPException as exc:
-            log.warning("could not edit an interaction's answer: %s %s", exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not edit an interaction's answer: %s", failure(exc))
 
     async def send(self, channel: discord.abc.Messageable, text: str) -> None:
         await self.messages.take()

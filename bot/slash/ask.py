@@ -11,6 +11,7 @@ import discord
 
 from bot import texts
 from bot.intake import MessageIntake
+from bot.slash import REQUEST_ERRORS, failure
 from shared.conversation_ids import private_conversation
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import InteractionRef, Job
@@ -35,8 +36,8 @@ class AskIntake:
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         try:
             await interaction.response.defer(thinking=True)
-        except discord.HTTPException as exc:
-            log.warning("could not defer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not defer interaction %s: %s", interaction.id, failure(exc))
             return
         user_id = str(interaction.user.id)
         settings = self.intake.settings
@@ -95,5 +96,5 @@ class AskIntake:
         try:
             await interaction.delete_original_response()
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
-        except discord.HTTPException as exc:
-            log.warning("could not answer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not answer interaction %s: %s", interaction.id, failure(exc))

@@ -15,6 +15,7 @@ from bot import texts
 from bot.command_runner import CommandRunner
 from bot.commands import Command
 from bot.invocation import Invocation
+from bot.slash import REQUEST_ERRORS, failure
 from bot.slash.ask import AskIntake
 from bot.slash.sync import sync_commands
 from shared.keys import Keys
@@ -60,8 +61,8 @@ class SlashCommands:
         `argument` is what a `!` command would have after its name (default: the options' values, in order)."""
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
-        except discord.HTTPException as exc:
-            log.warning("could not defer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not defer interaction %s: %s", interaction.id, failure(exc))
             return
         typed = _argument(interaction) if argument is None else argument
         text = await run(Invocation.of_interaction(interaction, typed))
@@ -69,8 +70,8 @@ class SlashCommands:
             await interaction.edit_original_response(
                 content=text or texts.DONE, allowed_mentions=discord.AllowedMentions.none()
             )
-        except discord.HTTPException as exc:
-            log.warning("could not answer interaction %s: %s %s", interaction.id, exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not answer interaction %s: %s", interaction.id, failure(exc))
 
     def _run(self, command: Command) -> Runner:
         return lambda invocation: self.commands.run(command, invocation)
