@@ -30,6 +30,8 @@ class InteractionRef(TypedDict):
     token: Secret
     expires_at: float
     """When the token stops working (epoch seconds); an answer after it goes to the channel as a plain message."""
+    original_id: NotRequired[str]
+    """The "thinking…" message the deferral made (a late answer in the channel replies to it)."""
 
 
 class Job(TypedDict):

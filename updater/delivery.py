@@ -12,7 +12,8 @@ from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
 from shared.schemas import Response
 from updater.acknowledgement import Acknowledgements
-from updater.poster import Poster, TransientPostError
+from updater.errors import TransientPostError
+from updater.poster import Poster
 from updater.rendering import Shown, what_to_show
 
 log = logging.getLogger(__name__)

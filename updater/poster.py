@@ -13,6 +13,7 @@ import discord
 
 from shared.response_queue import PostingState, ResponseQueue
 from shared.schemas import Response
+from updater.errors import FINAL_STATUSES, RefusedError, TransientPostError
 from updater.pacing import Pacing
 from updater.rendering import Action, Shown, digest, plan
 from updater.targets import (
@@ -25,21 +26,6 @@ from updater.targets import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-FINAL_STATUSES = (400, 401, 403, 404)
-"""Discord answers that retrying cannot change: bad request, no access, missing permission, deleted."""
-
-
-class TransientPostError(Exception):
-    """Posting failed in a way that may pass (Discord 5xx, network); the response stays claimed and is retried."""
-
-
-class RefusedError(Exception):
-    """Discord refused a request for good (FINAL_STATUSES): logged once, and the response is finished."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"Discord answered {status}")
-        self.status = status
 
 
 class TokenExpiredError(Exception):
@@ -108,8 +94,8 @@ class Poster:
     def _channel_target(self, response: Response, state: PostingState) -> ChannelTarget:
         if "interaction" not in response:
             return ChannelTarget(self.client, response, self._request, reply_to=int(response["job_id"]))
-        # The token is gone: plain messages, after the "thinking…" message when there is one to reply to.
-        original = state.posted.get(0)
+        # The token is gone: plain messages, replying to the "thinking…" message when its id is known.
+        original = state.posted.get(0) or response["interaction"].get("original_id")
         reply_to = int(original) if original else None
         return ChannelTarget(self.client, response, self._request, reply_to=reply_to, offset=CHANNEL_PARTS_FROM)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ from typing import Any, Protocol, TypeVar
 import discord
 
 from shared.schemas import InteractionRef, Response
+from updater.errors import RefusedError
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Request = Callable[[Awaitable[Any], Response, str], Awaitable[Any]]
 """Poster._request: sends one call, turning Discord's errors into RefusedError / TransientPostError."""
@@ -160,11 +163,14 @@ class InteractionTarget:
         """The follow-up of this interaction that no part records: a dead updater created it and died before
         recording it (parts are created one at a time, so there is at most one)."""
         channel_id, job_id = int(self.response["channel_id"]), self.response["job_id"]
-        found = await self.request(
-            self.client.http.logs_from(channel_id, 100, after=int(job_id)),
-            self.response,
-            "look-up",
-        )
+        after = int(self.response["interaction"].get("original_id") or job_id)
+        try:
+            listing = self.client.http.logs_from(channel_id, 100, after=after)
+            found = await self.request(listing, self.response, "look-up")
+        except RefusedError:
+            # Without Read Message History it cannot be found: better a follow-up twice than an answer cut short.
+            log.warning("job %s: could not look for a follow-up a dead updater may have sent; sending it", job_id)
+            return None
         lost = [
             str(message["id"])
             for message in found

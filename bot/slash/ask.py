@@ -35,10 +35,11 @@ class AskIntake:
 
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         try:
-            await interaction.response.defer(thinking=True)
+            deferred = await interaction.response.defer(thinking=True)
         except REQUEST_ERRORS as exc:
             log.warning("could not defer interaction %s: %s", interaction.id, failure(exc))
             return
+        original_id = deferred.message_id if deferred is not None else None
         user_id = str(interaction.user.id)
         settings = self.intake.settings
         question = question.strip()[: settings.max_input_chars]
@@ -48,7 +49,7 @@ class AskIntake:
                     opted_in = await self.intake.consent.is_opted_in(user_id)
                     await self._privately(interaction, texts.EMPTY_ASK if opted_in else texts.ask_needs_optin_text())
                     return
-                result = await self.intake.queue.enqueue(await self._job(interaction, question))
+                result = await self.intake.queue.enqueue(await self._job(interaction, question, original_id))
         except REDIS_DOWN_ERRORS:
             log.warning("Redis unreachable: told user %s to retry interaction %s", user_id, interaction.id)
             await self._privately(interaction, texts.BUSY)
@@ -63,7 +64,7 @@ class AskIntake:
         elif result.status in ("queued", "pending"):
             self.intake.accepted += 1
 
-    async def _job(self, interaction: discord.Interaction, question: str) -> Job:
+    async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job:
         """The job: the user's private conversation in that channel, their lane, their model, the interaction."""
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         guild_id = str(interaction.guild_id) if interaction.guild_id else None
@@ -72,6 +73,8 @@ class AskIntake:
             "token": Secret(interaction.token),
             "expires_at": interaction.created_at.timestamp() + TOKEN_LIFETIME_S,
         }
+        if original_id is not None:
+            reference["original_id"] = str(original_id)
         job: Job = {
             "id": str(interaction.id),
             "user_id": user_id,
