@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from bot import texts
 from bot.command_runner import CommandRunner
-from bot.commands import Command
+from bot.commands import ADMIN_COMMANDS, Command
 from bot.invocation import Invocation
 from bot.slash import REQUEST_ERRORS, failure
 from bot.slash.ask import AskIntake
@@ -56,16 +56,15 @@ class SlashCommands:
     async def sync(self, redis: Redis, keys: Keys) -> list[str]:
         return await sync_commands(self.tree, redis, keys, self.commands.settings.command_guild_ids)
 
-    async def answer(self, interaction: discord.Interaction, run: Runner, argument: str | None = None) -> None:
+    async def answer(self, interaction: discord.Interaction, run: Runner, argument: str = "") -> None:
         """Defers first (Discord's 3 s hold whatever Redis does), then edits in the answer; only the user sees it.
-        `argument` is what a `!` command would have after its name (default: the options' values, in order)."""
+        `argument` is what the `!` command would have after its name."""
         try:
             await interaction.response.defer(ephemeral=True, thinking=True)
         except REQUEST_ERRORS as exc:
             log.warning("could not defer interaction %s: %s", interaction.id, failure(exc))
             return
-        typed = _argument(interaction) if argument is None else argument
-        text = await run(Invocation.of_interaction(interaction, typed))
+        text = await run(Invocation.of_interaction(interaction, argument))
         try:
             await interaction.edit_original_response(
                 content=text or texts.DONE, allowed_mentions=discord.AllowedMentions.none()
@@ -77,7 +76,7 @@ class SlashCommands:
         return lambda invocation: self.commands.run(command, invocation)
 
     def _add(self, command: SlashCommand) -> None:
-        if Command.__members__.get(command.name.upper()) in (Command.STATS, Command.DEAD, Command.REPLAY):
+        if command.name in {admin.value for admin in ADMIN_COMMANDS}:
             command.default_permissions = ADMINISTRATORS
         self.tree.add_command(command)
 
@@ -92,19 +91,19 @@ class SlashCommands:
     def _add_with_options(self) -> None:
         @app_commands.describe(topic=texts.SLASH_OPTIONS["chat.topic"])
         async def chat(interaction: discord.Interaction, topic: str = "") -> None:
-            await self.answer(interaction, self._run(Command.CHAT))
+            await self.answer(interaction, self._run(Command.CHAT), topic)
 
         @app_commands.describe(name=texts.SLASH_OPTIONS["model.name"])
         async def model(interaction: discord.Interaction, name: str = "") -> None:
-            await self.answer(interaction, self._run(Command.MODEL))
+            await self.answer(interaction, self._run(Command.MODEL), name)
 
         @app_commands.describe(name=texts.SLASH_OPTIONS["model.name"])
         async def model_default(interaction: discord.Interaction, name: str = "") -> None:
-            await self.answer(interaction, self.commands.set_server_default)
+            await self.answer(interaction, self.commands.set_server_default, name)
 
         @app_commands.describe(id=texts.SLASH_OPTIONS["replay.id"])
         async def replay(interaction: discord.Interaction, id: str) -> None:
-            await self.answer(interaction, self._run(Command.REPLAY))
+            await self.answer(interaction, self._run(Command.REPLAY), id)
 
         @app_commands.describe(question=texts.SLASH_OPTIONS["ask.question"])
         async def ask(interaction: discord.Interaction, question: str) -> None:
@@ -132,10 +131,3 @@ class SlashCommands:
                 command.guild_only = True
                 command.default_permissions = ADMINISTRATORS
             self._add(command)
-
-
-def _argument(interaction: discord.Interaction) -> str:
-    """The command's one option, as the text a `!` command would have after its name."""
-    data: dict[str, Any] = dict(interaction.data or {})
-    options: list[dict[str, Any]] = list(data.get("options") or [])
-    return " ".join(str(option["value"]) for option in options if "value" in option)
