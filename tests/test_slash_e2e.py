@@ -6,6 +6,7 @@ the token is gone), with its token erased by opt-out and never logged."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from shared.conversation_ids import private_conversation
-from tests.e2e_support import keys_and_items_mentioning
+from tests.e2e_support import keys_and_items_mentioning, wait_reply
 from tests.fake_discord.interactions import InteractionHandle
 from tests.fake_discord.state import Payload
 from tests.fault_support import KEYS, Cluster, running_cluster
@@ -319,3 +320,24 @@ async def test_opting_out_mid_stream_deletes_the_partial_answer_and_keeps_nothin
     assert handle.followups == []
     assert await keys_and_items_mentioning(cluster.redis, user["id"]) == []
     assert await redis_holds(cluster.redis, handle.token) == []
+
+
+async def test_an_ask_waits_behind_the_users_earlier_message_and_joins_the_same_conversation(cluster: Cluster) -> None:
+    fake = cluster.fake
+    [user] = await cluster.opt_in(["orderly"])
+    message = await fake.send_message(user, "Hey Llama, first")
+    handle = await fake.invoke_command(user, "ask", {"question": "second"})
+    await answered(cluster, handle, "echo: second")
+    # One lane: the /ask waited for the message before it, and both exchanges are one conversation, in order.
+    raw = await cluster.redis.get(KEYS.history(private_conversation(fake.channel_id, user["id"])))
+    turns = [turn["content"] for turn in json.loads(raw or "[]")]
+    assert turns == ["first", "echo: first", "second", "echo: second"]
+    reply = await wait_reply(fake, message["id"])
+    assert fake.message(reply["id"])["content"] == "echo: first"
+
+
+async def test_ask_works_in_a_dm(cluster: Cluster) -> None:
+    [user] = await cluster.opt_in(["private"])
+    handle = await cluster.fake.invoke_command(user, "ask", {"question": "just us"}, dm=True)
+    await answered(cluster, handle, "echo: just us")
+    assert not handle.ephemeral and handle.guild_id is None
