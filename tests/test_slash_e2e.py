@@ -334,6 +334,10 @@ async def test_an_ask_waits_behind_the_users_earlier_message_and_joins_the_same_
     assert turns == ["first", "echo: first", "second", "echo: second"]
     reply = await wait_reply(fake, message["id"])
     assert fake.message(reply["id"])["content"] == "echo: first"
+    [runner] = cluster.alive("runner")
+    log = runner.log()
+    answered_first = log.index(f"job {message['id']} of user {user['id']} answered")
+    assert log.index(f"job {handle.id} of user {user['id']} claimed") > answered_first, "the /ask did not wait"
 
 
 async def test_ask_works_in_a_dm(cluster: Cluster) -> None:
