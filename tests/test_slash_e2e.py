@@ -345,3 +345,21 @@ async def test_ask_works_in_a_dm(cluster: Cluster) -> None:
     handle = await cluster.fake.invoke_command(user, "ask", {"question": "just us"}, dm=True)
     await answered(cluster, handle, "echo: just us")
     assert not handle.ephemeral and handle.guild_id is None
+
+
+async def test_a_failed_sync_stores_no_digest_and_is_retried_at_the_next_start(cluster: Cluster) -> None:
+    fake, key = cluster.fake, KEYS.commands_synced(cluster.fake.guild_id)
+
+    async def restart(expected: str) -> None:
+        for bot in cluster.alive("bot"):
+            bot.popen.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(bot.popen.wait, 30)
+        restarted = cluster.start("bot", COMMAND_GUILD_IDS=fake.guild_id)
+        await cluster.system.wait_for_log(restarted, expected, timeout=60)
+
+    await cluster.redis.delete(key)  # as if the commands had changed
+    fake.fail_next("PUT", r"/applications/\d+/guilds/\d+/commands", 403)
+    await restart(f"could not sync the slash commands to scope {fake.guild_id}")
+    assert not await cluster.redis.exists(key)
+    await restart(f"synced 13 slash commands to scope {fake.guild_id}")
+    assert await cluster.redis.exists(key)

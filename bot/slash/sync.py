@@ -11,6 +11,7 @@ import discord
 from discord import app_commands
 from redis.asyncio import Redis
 
+from bot.slash import REQUEST_ERRORS, failure
 from shared.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ async def sync_commands(
             continue
         try:
             registered = await tree.sync(guild=guild)
-        except discord.HTTPException as exc:
-            log.warning("could not sync the slash commands to scope %s: %s %s", scope, exc.status, exc.text)
+        except REQUEST_ERRORS as exc:
+            log.warning("could not sync the slash commands to scope %s: %s", scope, failure(exc))
             continue
         await redis.set(key, digest)
         synced.append(scope)
