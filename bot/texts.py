@@ -39,6 +39,12 @@ def wake(wake_words: Sequence[str]) -> str:
 
 def help_text(prefix: str, wake_words: Sequence[str]) -> str:
     model_default = "/model-default <name>" if prefix == "/" else f"{prefix}model default <name>"
+    slash = (
+        "`/ask <question>` — ask me without writing a message (the channel sees my answer)."
+        if prefix == "/"
+        else "Every command also works as a slash command (`/optin`, `/model`, …), and `/ask <question>` asks me "
+        "without writing a message."
+    )
     return (
         "**Hi! I'm a chat bot running a Llama-family model on this server's own hardware.**\n"
         f"I ignore everyone until they opt in. `{prefix}optin` — let me answer you "
@@ -54,9 +60,7 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
         f"`{prefix}help` — this message.\n"
         f"Administrators: `{model_default}` (this server's default model), `{prefix}stats` "
-        f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message).\n"
-        "Every command also works as a slash command (`/optin`, `/model`, …), and `/ask <question>` asks me without "
-        "writing a message."
+        f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message).\n" + slash
     )
 
 
