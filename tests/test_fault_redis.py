@@ -69,8 +69,12 @@ async def test_processes_wait_for_redis_then_survive_its_restart_losing_nothing(
         assert unanswered, "every answer was out before Redis stopped: the outage tested nothing"
 
         during = [await fake.send_message(user, f"Hey Llama, during {user['username']}") for user in users[:2]]
+        asked = await fake.invoke_command(users[2], "ask", {"question": "during"})  # deferred, then told privately
         for message in during:
             assert (await wait_reply(fake, message["id"], timeout=OUTAGE_S * 3))["content"] == BUSY_TEXT
+        [busy] = await asked.wait_followups(1, timeout=OUTAGE_S * 3)
+        assert (busy["content"], busy["flags"], asked.original) == (BUSY_TEXT, 64, None)
+        assert asked.callback is not None and asked.callback["after_s"] < 3.0
         await asyncio.sleep(OUTAGE_S)
         assert_alive(cluster)
         own_redis.start()
