@@ -11,8 +11,11 @@ import discord.gateway
 import discord.http
 import yarl
 
-from bot.client import LlamaBot
+from bot.client import create_bot
 from shared.errors import FatalStartupError
+from shared.observability.checks import redis_reachable
+from shared.observability.metrics import registry_for
+from shared.observability.server import Health, serving
 from shared.process import run_process
 from shared.settings import Settings
 
@@ -29,7 +32,13 @@ def point_discord_py_at(settings: Settings) -> None:
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     point_discord_py_at(settings)
-    async with LlamaBot(settings) as client:
+    async with create_bot(settings) as client, serving(registry_for("bot"), health := Health(), settings.metrics_port):
+        health.add("Redis", redis_reachable(client.redis))
+
+        async def gateway() -> str | None:
+            return client.gateway_problem()
+
+        health.add("gateway", gateway)
         started = asyncio.create_task(client.start(settings.discord_token.reveal()))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)

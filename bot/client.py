@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 from redis.asyncio import Redis
@@ -21,6 +22,8 @@ from shared.consent import ConsentRegistry
 from shared.job_queue import JobQueue
 from shared.keys import Keys
 from shared.model_choice import ModelChoices
+from shared.observability.checks import refresh_queue_gauges
+from shared.observability.discord_requests import request_counter
 from shared.queue_inspection import QueueInspection
 from shared.redis_client import create_redis, wait_for_redis
 from shared.served_models import LiveModels
@@ -32,14 +35,21 @@ log = logging.getLogger(__name__)
 
 
 class LlamaBot(discord.Client):
-    def __init__(self, settings: Settings) -> None:
+    """The bot on one gateway connection holding every guild (no sharding); ShardedLlamaBot holds some shards."""
+
+    def __init__(self, settings: Settings, **sharding: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
         intents.dm_messages = True
         intents.message_content = True
         # Nothing the bot posts may ping anyone unless a call says so explicitly.
-        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=request_counter("bot"),
+            **sharding,
+        )
         self.settings = settings
         self.redis: Redis = create_redis(settings)
         self.keys = Keys()
@@ -65,6 +75,7 @@ class LlamaBot(discord.Client):
         self.unavailable = UnavailableModelNotices(self, self.redis, self.keys, self.outbox, settings.command_prefix)
         self._closing = asyncio.Event()
         self._watching: asyncio.Task[None] | None = None
+        self._gauges: asyncio.Task[None] | None = None
 
     @property
     def accepted(self) -> int:
@@ -75,12 +86,26 @@ class LlamaBot(discord.Client):
         await drop_legacy_histories(self.redis, self.keys)
         await self.slash.sync(self.redis, self.keys)
         self._watching = asyncio.create_task(self.unavailable.run(self._closing))
+        # One bot process refreshes the queue gauges: the one holding shard 0 (every one of them, unsharded).
+        if self.settings.metrics_port and (not self.settings.shard_ids or 0 in self.settings.shard_ids):
+            self._gauges = asyncio.create_task(refresh_queue_gauges(self.inspection, self._closing))
+
+    def gateway_problem(self) -> str | None:
+        """Why this process is not connected to the Discord gateway now, or None when it is."""
+        if self.is_closed():
+            return "the Discord gateway connection is closed"
+        if not self.is_ready():
+            return "not connected to the Discord gateway yet"
+        if self.ws is None or not self.ws.open:
+            return "the Discord gateway connection is down (reconnecting)"
+        return None
 
     async def close(self) -> None:
         self._closing.set()
-        if self._watching is not None:
-            self._watching.cancel()
-            await asyncio.gather(self._watching, return_exceptions=True)
+        for task in (self._watching, self._gauges):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await super().close()
         await self.redis.aclose()
 
@@ -107,3 +132,26 @@ class LlamaBot(discord.Client):
 
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
         await self.intake.deleted(payload.message_id)
+
+
+class ShardedLlamaBot(LlamaBot, discord.AutoShardedClient):
+    """The bot holding SHARD_IDS of SHARD_COUNT gateway shards (all of them without SHARD_IDS; SHARD_COUNT=auto asks
+    Discord how many). Bot processes share nothing but Redis: each queues the messages of its shards' guilds."""
+
+    def gateway_problem(self) -> str | None:
+        if self.is_closed():
+            return "the Discord gateway connection is closed"
+        if not self.is_ready():
+            return "not connected to the Discord gateway yet"
+        down = sorted(shard_id for shard_id, shard in self.shards.items() if shard.is_closed())
+        if down:
+            return f"gateway shards {', '.join(map(str, down))} disconnected (reconnecting)"
+        return None
+
+
+def create_bot(settings: Settings) -> LlamaBot:
+    """One plain gateway connection unless SHARD_COUNT is set."""
+    if settings.shard_count is None:
+        return LlamaBot(settings)
+    count = settings.shard_count if isinstance(settings.shard_count, int) else None
+    return ShardedLlamaBot(settings, shard_count=count, shard_ids=list(settings.shard_ids) or None)

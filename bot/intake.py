@@ -18,6 +18,7 @@ from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.job_queue import EnqueueResult, JobQueue
 from shared.model_choice import ModelChoices
+from shared.observability.metrics import MESSAGES
 from shared.reactions import WAITING_EMOJI
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import Job
@@ -112,6 +113,7 @@ class MessageIntake:
             opted_in, shared, starter = await self._consent_and_sharing(user_id, message.channel.id)
         except REDIS_DOWN_ERRORS:
             if addressed_text(facts_of(message, bot_id, in_shared_thread=True), self.settings.wake_words) is not None:
+                MESSAGES.labels("busy").inc()
                 log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
                 await self.outbox.reply(message, texts.BUSY)
             return
@@ -144,10 +146,12 @@ class MessageIntake:
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
                 result = await self.queue.enqueue(await self.job_for(message, job["content"], destination))
+            MESSAGES.labels(result.status).inc()  # a count of outcomes, never of who
             if result.status == "not_opted_in":
                 return  # nothing is stored, logged or answered for users who have not opted in
             log.info("message %s from user %s: %s", message.id, user_id, result.status)
         except REDIS_DOWN_ERRORS:
+            MESSAGES.labels("busy").inc()
             log.warning("Redis unreachable: told user %s to retry message %s", user_id, message.id)
             await self.outbox.reply(message, texts.BUSY)
             return

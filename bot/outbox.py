@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from bot.slash import REQUEST_ERRORS, failure
+from shared.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
 from shared.rate_limit import RequestBudget
 from shared.schemas import InteractionRef
 from shared.settings import Settings
@@ -19,8 +20,11 @@ log = logging.getLogger(__name__)
 class Outbox:
     def __init__(self, settings: Settings, client: discord.Client) -> None:
         self.client = client
-        self.reactions = RequestBudget(settings.reactions_per_s) if settings.reactions_per_s > 0 else None
-        self.messages = RequestBudget(settings.bot_replies_per_s)
+        # A bot process holding some of the shards takes that share of the bot's budgets, so that all of them
+        # together stay within REACTIONS_PER_S and BOT_REPLIES_PER_S with nothing to coordinate.
+        share = settings.shard_share
+        self.reactions = RequestBudget(settings.reactions_per_s * share) if settings.reactions_per_s > 0 else None
+        self.messages = RequestBudget(settings.bot_replies_per_s * share, waited=DISCORD_BUDGET_WAIT_SECONDS.observe)
 
     async def reply(self, message: discord.Message | discord.PartialMessage, text: str) -> None:
         """A reply that pings nobody; failures are logged, not raised (the bot keeps serving)."""

@@ -206,6 +206,11 @@ async def run_everything(settings: Settings, *, redis_url_given: bool) -> int:
     return code
 
 
+def metrics_port_of(offset: int, settings: Settings) -> dict[str, str]:
+    """On one machine the processes cannot share METRICS_PORT: each in START_ORDER takes the next port up."""
+    return {"METRICS_PORT": str(settings.metrics_port + offset)} if settings.metrics_port else {}
+
+
 async def start_and_watch(supervisor: Supervisor, settings: Settings, *, redis_url_given: bool) -> int:
     choice = await choose_redis(settings, redis_url_given=redis_url_given)
     log.info("%s", choice.description)
@@ -215,10 +220,10 @@ async def start_and_watch(supervisor: Supervisor, settings: Settings, *, redis_u
     if choice.server_command is not None:
         redis = await supervisor.start("redis", choice.server_command, env)
         await supervisor.wait_until_redis_answers(redis, settings.local_redis_port)
-    for name in START_ORDER:
+    for offset, name in enumerate(START_ORDER):
         if supervisor.stop_requested.is_set():
             return 0
-        await supervisor.start(name, [sys.executable, "-m", name], env)
+        await supervisor.start(name, [sys.executable, "-m", name], {**env, **metrics_port_of(offset, settings)})
     ended = await supervisor.wait_for_stop_or_exit()
     if ended is None:
         return 0

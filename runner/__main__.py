@@ -19,6 +19,9 @@ from runner.weights.builtin import prepare_builtin_model
 from runner.worker import Runner
 from shared.errors import FatalStartupError, SettingsError
 from shared.heartbeat import new_worker_id
+from shared.observability.checks import redis_reachable, task_running
+from shared.observability.metrics import registry_for
+from shared.observability.server import Health, serving
 from shared.process import run_process
 from shared.redis_client import create_redis, wait_for_redis
 from shared.settings import Settings
@@ -49,7 +52,32 @@ def load_and_check(settings: Settings) -> Engine:
     return engine
 
 
+class RunnerHealth:
+    """What /healthz asks of a runner, in order: its engine loaded and checked, Redis reachable, its loop serving
+    and its heartbeat fresh (a runner whose heartbeat lapsed is taken for dead by its peers)."""
+
+    def __init__(self) -> None:
+        self.engine_ready = False
+        self.runner: Runner | None = None
+        self.serving: asyncio.Task[None] | None = None
+
+    async def engine(self) -> str | None:
+        return None if self.engine_ready else "the model is loading (or its start-up diagnostic runs)"
+
+    async def worker(self) -> str | None:
+        if self.runner is None:
+            return "not taking jobs yet"
+        return task_running(self.serving, "the job loop") or self.runner.heartbeat.staleness()
+
+
 async def main(settings: Settings, stop: asyncio.Event) -> None:
+    health, state = Health(), RunnerHealth()
+    health.add("engine", state.engine)
+    async with serving(registry_for("runner"), health, settings.metrics_port):
+        await serve(settings, stop, health, state)
+
+
+async def serve(settings: Settings, stop: asyncio.Event, health: Health, state: RunnerHealth) -> None:
     # The rule for torch work: all of it (load, packing, diagnostic, generation) on the generation thread, which
     # lives as long as the engine; see runner/generation_thread.py for why.
     generation = GenerationThread()
@@ -58,7 +86,10 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     except BaseException:
         await generation.stop()  # not loaded (it failed, or the runner was stopped meanwhile)
         raise
+    state.engine_ready = True
     redis = create_redis(settings)
+    health.add("Redis", redis_reachable(redis))
+    health.add("worker", state.worker)
     try:
         if not await wait_for_redis(redis, settings, stop):
             return
@@ -66,7 +97,8 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         log.info(
             "runner %s taking jobs for model %s (batch size %d)", runner.worker_id, runner.model, settings.batch_size
         )
-        await runner.run(stop)
+        state.runner, state.serving = runner, asyncio.create_task(runner.run(stop))
+        await state.serving
     finally:
         await redis.aclose()
         await generation.stop()  # already stopped by the runner, unless Redis never came

@@ -23,6 +23,7 @@ from runner.partials import PartialPublisher
 from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue
 from shared.keys import Keys
+from shared.observability.metrics import BATCH_ROWS, GENERATED_TOKENS, GENERATION_SECONDS, JOBS, QUEUE_WAIT_SECONDS
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.schemas import Turn, decode_job
 from shared.settings import Settings
@@ -78,6 +79,8 @@ class Runner:
             registers=[(keys.models, self.model)],
         )
         self.stats = RunnerStats()
+        for series in (GENERATED_TOKENS, BATCH_ROWS, GENERATION_SECONDS):
+            series.labels(self.model)  # exported from the start (at 0), so rates and sums have a first point
         self.partials = PartialPublisher(self.queue, worker_id)
         self.generation = generation if generation is not None else GenerationThread()
         self.generation.use(engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer)
@@ -169,20 +172,31 @@ class Runner:
         """Hands the jobs to the generation thread together (they join the batch in the same step), and starts
         one task per job that completes or fails it when its result comes."""
         results = self.generation.submit([self.request_for(claimed, history) for claimed, history in batch])
+        submitted_at, now = time.monotonic(), time.time()
         tasks = []
         for (claimed, _), result in zip(batch, results, strict=True):
             job = claimed.job
             log.info("job %s of user %s claimed (attempt %d)", job["id"], job["user_id"], job["attempts"] + 1)
+            QUEUE_WAIT_SECONDS.observe(max(0.0, now - job["enqueued_at"]))
             self.holding.add(claimed.raw)
             self.partials.track(claimed)
-            task = asyncio.create_task(self.answer_job(claimed, result))
+            task = asyncio.create_task(self.answer_job(claimed, self._timed(result, submitted_at)))
             self.in_flight.add(task)
             task.add_done_callback(self._job_done)
             tasks.append(task)
+        BATCH_ROWS.labels(self.model).set(len(self.in_flight))
         return tasks
+
+    async def _timed(self, generated: Awaitable[GenerationResult], submitted_at: float) -> GenerationResult:
+        """The result, once the engine gives it, its generation time observed (from submission: waiting for a place
+        in the batch included)."""
+        result = await generated
+        GENERATION_SECONDS.labels(self.model).observe(time.monotonic() - submitted_at)
+        return result
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
+        BATCH_ROWS.labels(self.model).set(len(self.in_flight))
         # Not a failed job (those are recorded as failures) but a broken runner, e.g. a crashed engine: stop.
         if not task.cancelled() and task.exception() is not None and self.job_error is None:
             self.job_error = task.exception()
@@ -221,14 +235,18 @@ class Runner:
     async def record_failure(self, claimed: ClaimedJob, result: GenerationResult) -> None:
         job = claimed.job
         outcome = await self.queue.fail(self.worker_id, claimed, result.error or "generation failed")
+        JOBS.labels({"retry": "failed", "dead": "dead_lettered", "gone": "dropped_late"}[outcome]).inc()
         self.stats.failed += 1
         log.warning("job %s of user %s failed (%s): %s", job["id"], job["user_id"], result.error, outcome)
 
     def record_answer(self, claimed: ClaimedJob, result: GenerationResult, completed: bool) -> None:
         job = claimed.job
         if not completed:
+            JOBS.labels("dropped_late").inc()
             log.warning("job %s was taken back from this runner before it finished; answer dropped", job["id"])
             return
+        JOBS.labels("answered").inc()
+        GENERATED_TOKENS.labels(self.model).inc(result.new_tokens)
         self.stats.answered += 1
         self.stats.recent.append(time.monotonic())
         self.stats.new_tokens += result.new_tokens
@@ -282,6 +300,7 @@ class Runner:
     async def _reap(self, peer: str) -> None:
         reaped = await self.queue.reap(peer)
         if reaped is not None:
+            JOBS.labels("dead_lettered").inc(reaped[1])
             log.warning("runner %s is gone: requeued %d jobs, dead-lettered %d", peer, *reaped)
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:

@@ -47,6 +47,8 @@ class Heartbeat:
         self._registers = tuple(registers)
         """(set, member) pairs added at every beat besides the workers set, e.g. a runner's model to the models set
         (so that a set lost with Redis's data is whole again a beat later)."""
+        self.last_beat_at: float | None = None
+        """When (on `clock`) the last beat reached Redis: what the health check calls fresh or stale."""
         self._unreachable = False
         self._reap_from = 0.0
         """No reaping before then: set to one TTL after Redis comes back from an outage this worker saw."""
@@ -64,6 +66,14 @@ class Heartbeat:
             for set_key, member in self._registers:
                 pipe.sadd(set_key, member)
             await pipe.execute()
+        self.last_beat_at = self._clock()
+
+    def staleness(self) -> str | None:
+        """Why this worker's heartbeat is not fresh (none yet, or older than the TTL), or None when it is."""
+        if self.last_beat_at is None:
+            return "no heartbeat has reached Redis yet"
+        age_s = self._clock() - self.last_beat_at
+        return f"last heartbeat {age_s:.0f} s ago (TTL {self.ttl_s:g} s)" if age_s > self.ttl_s else None
 
     async def silent_peers(self) -> list[str]:
         """Registered workers of this role, other than this one, whose heartbeat key is gone."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from redis.asyncio import Redis
@@ -35,6 +35,10 @@ class QueueStats:
     """Answers waiting for an updater."""
     dead: int
     opted_in: int
+    updaters: int = 0
+    """Updaters with a live heartbeat."""
+    queue_lengths: dict[str, int] = field(default_factory=dict)
+    """Every known model's queue ("" for the legacy queue), empty ones included: what the metrics gauges show."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class QueueInspection:
     async def stats(self) -> QueueStats:
         k = self._keys
         runner_ids = sorted(await self._redis.smembers(k.workers("runner")))
+        updater_ids = sorted(await self._redis.smembers(k.workers("updater")))
         models = await self._models.refresh()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.llen(k.response)
@@ -66,7 +71,11 @@ class QueueInspection:
                 pipe.llen(k.query(model))
             for runner_id in runner_ids:
                 pipe.llen(k.processing(runner_id))
+            for updater_id in updater_ids:
+                pipe.exists(k.heartbeat("updater", updater_id))
             responses, dead, opted_in, *lengths = await pipe.execute()
+        updaters_alive = sum(lengths[len(lengths) - len(updater_ids) :])
+        lengths = lengths[: len(lengths) - len(updater_ids)]
         queued = dict(zip(("", *models), lengths[: len(models) + 1], strict=True))
         beats = await live_runner_beats(self._redis, k)
         return QueueStats(
@@ -78,6 +87,8 @@ class QueueInspection:
             responses=responses,
             dead=dead,
             opted_in=opted_in,
+            updaters=updaters_alive,
+            queue_lengths=queued,
         )
 
     async def dead_letters(self, guild_id: str | None, limit: int = 10) -> list[DeadLetter]:

@@ -24,9 +24,12 @@ class RequestBudget:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        waited: Callable[[float], None] | None = None,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
+        self._waited = waited
+        """Told how long each `take` waited (0 for most): the budget-wait histogram."""
         self._sent: deque[float] = deque()
         self.limit = 1
         self.window_s = 1.0
@@ -63,6 +66,10 @@ class RequestBudget:
 
     async def take(self) -> None:
         """Waits until one more request fits, then counts it."""
+        asked_at = self._clock()
         while (wait := self.wait_s()) > 0:
             await self._sleep(wait)
-        self._sent.append(self._clock())
+        now = self._clock()
+        self._sent.append(now)
+        if self._waited is not None:
+            self._waited(now - asked_at)

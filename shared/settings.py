@@ -26,6 +26,8 @@ from shared.settings_parsers import (
     path,
     secret_redis_url,
     secret_text,
+    shard_count,
+    shard_ids,
     word_list,
     ws_url,
 )
@@ -270,6 +272,30 @@ class Settings:
         used_by=RUNNER | UPDATER,
         default_doc="host-pid-random",
     )
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        bounded(int, 1, 65535),
+        0,
+        "Port each process serves Prometheus /metrics and /healthz on (unset: off).",
+        used_by=ALL,
+        default_doc="— (off)",
+    )
+    shard_count: int | str | None = setting(
+        "SHARD_COUNT",
+        shard_count,
+        None,
+        "Gateway shards of the bot token, or auto (Discord's recommendation).",
+        used_by=BOT,
+        default_doc="— (one process, no sharding)",
+    )
+    shard_ids: tuple[int, ...] = setting(
+        "SHARD_IDS",
+        shard_ids,
+        (),
+        "The shards this bot process holds, e.g. 0,1 (needs a SHARD_COUNT number).",
+        used_by=BOT,
+        default_doc="— (all of SHARD_COUNT)",
+    )
     log_level: str = setting("LOG_LEVEL", choice(_LOG_LEVELS, upper=True), "INFO", "Log level.", used_by=ALL)
     discord_api_base: str = setting(
         "DISCORD_API_BASE",
@@ -289,6 +315,21 @@ class Settings:
         default_doc="Discord's",
         testing_only=True,
     )
+
+    def __post_init__(self) -> None:
+        if self.shard_ids and not isinstance(self.shard_count, int):
+            raise SettingsError("SHARD_IDS needs SHARD_COUNT set to a number of shards (not unset, not auto)")
+        if isinstance(self.shard_count, int) and self.shard_ids and self.shard_ids[-1] >= self.shard_count:
+            raise SettingsError(
+                f"SHARD_IDS names shard {self.shard_ids[-1]}, but shards run 0 to {self.shard_count - 1}"
+            )
+
+    @property
+    def shard_share(self) -> float:
+        """The share of the bot's gateway traffic this process holds: its part of the bot's own request budgets."""
+        if isinstance(self.shard_count, int) and self.shard_ids:
+            return len(self.shard_ids) / self.shard_count
+        return 1.0
 
     def __repr__(self) -> str:
         shown = []

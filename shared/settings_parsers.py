@@ -97,3 +97,25 @@ def ws_url(raw: str) -> str:
     if urlsplit(raw).scheme not in ("ws", "wss"):
         raise ValueError(f"expected a ws(s):// URL, got {raw!r}")
     return raw
+
+
+SHARD_COUNT_AUTO = "auto"
+"""SHARD_COUNT value that asks Discord how many shards the bot should run (GET /gateway/bot)."""
+
+
+def shard_count(raw: str) -> int | str:
+    """A number of shards from 1, or `auto`."""
+    if raw.lower() == SHARD_COUNT_AUTO:
+        return SHARD_COUNT_AUTO
+    return bounded(int, 1, 100_000)(raw)
+
+
+def shard_ids(raw: str) -> tuple[int, ...]:
+    """Distinct shard numbers, comma-separated (`0,1`), in increasing order."""
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValueError(f"expected comma-separated shard numbers such as 0,1, got {raw!r}")
+    ids = sorted({int(part) for part in parts})
+    if len(ids) != len(parts):
+        raise ValueError(f"a shard is named twice in {raw!r}")
+    return tuple(ids)

@@ -11,6 +11,10 @@ import discord.http
 
 from shared.errors import FatalStartupError
 from shared.heartbeat import new_worker_id
+from shared.observability.checks import redis_reachable, task_running
+from shared.observability.discord_requests import request_counter
+from shared.observability.metrics import registry_for
+from shared.observability.server import Health, serving
 from shared.process import run_process
 from shared.redis_client import create_redis, wait_for_redis
 from shared.settings import Settings
@@ -24,8 +28,20 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         # discord.py has no option for another API base; tests point it at a fake Discord.
         discord.http.Route.BASE = settings.discord_api_base
     redis = create_redis(settings)
+    health = Health()
+    health.add("Redis", redis_reachable(redis))
+    serving_task: asyncio.Task[None] | None = None
+    updater: Updater | None = None
+
+    async def loop_alive() -> str | None:
+        return task_running(serving_task, "the posting loop") or (updater.heartbeat.staleness() if updater else None)
+
+    health.add("loop", loop_alive)
     # No gateway: login() only checks the token, and discord.py's HTTP client handles rate limits.
-    async with discord.Client(intents=discord.Intents.none()) as client:
+    async with (
+        serving(registry_for("updater"), health, settings.metrics_port),
+        discord.Client(intents=discord.Intents.none(), http_trace=request_counter("updater")) as client,
+    ):
         try:
             await client.login(settings.discord_token.reveal())
         except discord.LoginFailure:
@@ -35,7 +51,9 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         worker_id = new_worker_id(settings.worker_id)
         log.info("updater %s posting as %s", worker_id, client.user)
         try:
-            await Updater(settings, client, redis, worker_id).run(stop)
+            updater = Updater(settings, client, redis, worker_id)
+            serving_task = asyncio.create_task(updater.run(stop))
+            await serving_task
         finally:
             await redis.aclose()
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
+from shared.observability.metrics import REPLY_SECONDS
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
 from shared.schemas import Response
@@ -20,6 +22,26 @@ log = logging.getLogger(__name__)
 
 LOCK_POLL_S = 0.05
 """How often a final answer asks again for a lock another updater holds (it is held for a few requests)."""
+DISCORD_EPOCH_S = 1_420_070_400
+"""Discord's epoch (2015-01-01) in Unix seconds: a snowflake id counts milliseconds from it in its top 42 bits."""
+SNOWFLAKE_BEFORE_ENQUEUE_S = 86_400.0
+"""A message id whose time is further before its job's enqueueing than this is not a real message's (benchmarks)."""
+
+
+def asked_at(response: Response) -> float:
+    """When the user sent the message (its id's snowflake time), else when it was queued."""
+    enqueued_at = float(response["enqueued_at"])
+    try:
+        sent_at = ((int(response["job_id"]) >> 22) / 1000) + DISCORD_EPOCH_S
+    except ValueError:
+        return enqueued_at
+    return sent_at if enqueued_at - SNOWFLAKE_BEFORE_ENQUEUE_S <= sent_at <= enqueued_at + 5 else enqueued_at
+
+
+def answered(response: Response) -> None:
+    """The answer's final text is on Discord: the time the user waited for it."""
+    if response["kind"] == "answer":
+        REPLY_SECONDS.observe(max(0.0, time.time() - asked_at(response)))
 
 
 class Delivery:
@@ -67,6 +89,7 @@ class Delivery:
                 return
             self.acknowledgements.shown(response)
             await self.poster.show(response, Shown(response["content"], final=True), PostingState(opted_in=True))
+            answered(response)
             log.info("job %s of user %s: %s posted", job_id, user_id, kind)
             return
         async with self._locked(response, wait=kind != "partial") as state:
@@ -83,6 +106,7 @@ class Delivery:
                 return
             self.acknowledgements.shown(response)
             if await self.poster.show(response, shown, state) and shown.final:
+                answered(response)
                 log.info("job %s of user %s: %s posted", job_id, user_id, kind)
 
     @contextlib.asynccontextmanager

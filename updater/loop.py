@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from shared.heartbeat import Heartbeat
 from shared.keys import Keys
+from shared.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
 from shared.rate_limit import RequestBudget
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.response_queue import ClaimedResponse, ResponseQueue
@@ -29,7 +30,7 @@ class Updater:
         self.worker_id = worker_id
         self.concurrency = settings.updater_concurrency
         self.requests_per_s = settings.discord_requests_per_s
-        self.budget = RequestBudget(settings.discord_requests_per_s)
+        self.budget = RequestBudget(settings.discord_requests_per_s, waited=DISCORD_BUDGET_WAIT_SECONDS.observe)
         self.responses = ResponseQueue(redis, keys)
         self.poster = Poster(client, self.responses, Pacing(self.budget))
         self.acknowledgements = Acknowledgements(client, self.poster.pacing, self.responses)

@@ -1,0 +1,1 @@
+"""What operators watch: Prometheus metrics and a health verdict, served by each process on METRICS_PORT."""
