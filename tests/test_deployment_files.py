@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from runner.engines.choice import served_model_name
+from shared.observability import metrics
 from shared.settings import Settings, declared_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +118,7 @@ def readme_settings_table() -> dict[str, tuple[str, str]]:
 
 
 def test_every_process_and_redis_is_a_service(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", *APP_SERVICES}
+    assert set(services) == {"redis", *APP_SERVICES, "prometheus"}
     assert [services[s]["command"] for s in APP_SERVICES] == [["python", "-m", s] for s in APP_SERVICES]
 
 
@@ -164,6 +166,56 @@ def test_runner_can_be_scaled_and_shares_the_model_cache(compose: dict[str, Any]
     assert seconds(runner["stop_grace_period"]) >= 60  # time to finish a generation
 
 
+def metrics_port(service: dict[str, Any]) -> int:
+    port = Settings.from_env({"METRICS_PORT": service["environment"]["METRICS_PORT"]}, env_file=None).metrics_port
+    assert port, "METRICS_PORT is off"
+    return port
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_are_healthchecked_on_their_healthz_with_python_alone(services: dict[str, Any], name: str) -> None:
+    """The slim images have no curl: the check is Python's urllib, which exits non-zero on a 503 or no answer."""
+    service = services[name]
+    check = service["healthcheck"]
+    test = check["test"]
+    assert test[:3] == ["CMD", "python", "-c"] and "curl" not in " ".join(test) and "wget" not in " ".join(test)
+    assert f"http://127.0.0.1:{metrics_port(service)}/healthz" in test[3] and "urlopen" in test[3]
+    assert seconds(check["timeout"]) < seconds(check["interval"]) and check["retries"] >= 2
+    # A runner loads (maybe downloads) its model before it is healthy: its grace is long.
+    assert seconds(check["start_period"]) >= (600 if name == "runner" else 30)
+    assert "ports" not in service  # scraped and checked inside the compose network only
+
+
+def test_the_bot_starts_once_redis_and_the_updater_are_healthy(services: dict[str, Any]) -> None:
+    depends = services["bot"]["depends_on"]
+    assert depends == {"redis": {"condition": "service_healthy"}, "updater": {"condition": "service_healthy"}}
+
+
+def test_prometheus_is_an_optional_profile_scraping_every_app_service(services: dict[str, Any]) -> None:
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]  # `docker compose up` alone does not start it
+    assert all("profiles" not in services[name] for name in ("redis", *APP_SERVICES))
+    [config_mount] = [v for v in prometheus["volumes"] if v.endswith(":/etc/prometheus/prometheus.yml:ro")]
+    config = yaml.safe_load((ROOT / config_mount.split(":")[0]).read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == set(APP_SERVICES)
+    for name in APP_SERVICES:
+        [discovery] = jobs[name]["dns_sd_configs"]
+        assert name in discovery["names"] and discovery["type"] == "A"  # every container of a scaled service
+        assert discovery["port"] == metrics_port(services[name])
+    assert all(port.startswith("127.0.0.1:") for port in prometheus["ports"])
+    assert set(prometheus["depends_on"]) == set(APP_SERVICES)
+
+
+def test_the_grafana_dashboard_plots_every_series(services: dict[str, Any]) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    expressions = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", []))
+    exported = {metric._name for metric in vars(metrics).values() if isinstance(metric, metrics.MetricWrapperBase)}
+    assert len(exported) >= 11
+    missing = {name for name in exported if name not in expressions}
+    assert not missing, f"series no panel plots: {sorted(missing)}"
+
+
 def test_gpu_is_reserved_only_by_the_override_file(services: dict[str, Any]) -> None:
     for service in services.values():
         assert "deploy" not in service and "runtime" not in service and "gpus" not in service
@@ -182,7 +234,18 @@ def test_the_two_models_override_runs_each_model_with_runners_of_its_own(service
     assert set(override) == {"runner", "runner-360m", "bot"}
     base = services["runner"]
     second = override["runner-360m"]
-    for key in ("build", "command", "env_file", "volumes", "depends_on", "restart", "init", "stop_grace_period"):
+    keys = (
+        "build",
+        "command",
+        "env_file",
+        "volumes",
+        "depends_on",
+        "restart",
+        "init",
+        "stop_grace_period",
+        "healthcheck",
+    )
+    for key in keys:
         assert second[key] == base[key], f"runner-360m's {key} differs from the runner's"
     assert second["environment"].items() >= base["environment"].items()
     assert "container_name" not in second and "ports" not in second and "hostname" not in second
