@@ -5,19 +5,25 @@ Three measurements, each against a real redis-server and real `python -m bot|run
    it receiving the reply, over 1,000 messages from 100 users, paced below Discord's global rate limit;
 2. capacity: jobs/s from enqueue to completion with no Discord at all;
 3. scaling: throughput with 1, 2 and 4 runners whose engine takes a fixed time per batch (a stand-in GPU).
-The last line is the summary: `overhead_p50_ms=… overhead_p99_ms=… jobs_per_s=… scaling_4_runners=…`.
+The last line is the summary: `overhead_p50_ms=… overhead_p99_ms=… jobs_per_s=… scaling_4_runners=… metrics=off`.
+
+`--metrics`: every process serves /metrics and /healthz (METRICS_PORT), and each is scraped once a second (both
+routes; Prometheus's default is every 15 s): what observability costs the pipeline.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
+import contextlib
 import os
 import signal
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
@@ -32,8 +38,8 @@ from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.system import System, base_env  # noqa: E402
+from tests.redis_server import RedisServer, free_port  # noqa: E402
+from tests.system import Process, System, base_env  # noqa: E402
 
 DEFAULTS = Settings()
 """What a deployment that sets nothing gets: the budgets this benchmark runs under and reports."""
@@ -55,6 +61,8 @@ SCALING_ROUNDS = 12
 """Full batches each runner gets in a scaling run, so start-up and tail effects stay small."""
 DISCORD_GLOBAL_LIMIT_PER_S = 50
 KEYS = Keys()
+SCRAPE_INTERVAL_S = 1.0
+"""How often --metrics scrapes each process's /metrics and /healthz."""
 ECHO_MODEL_NAME = "echo"
 """The name the echo runners serve under (MODEL=echo, no MODEL_NAME): the queue the jobs are routed to."""
 
@@ -86,9 +94,13 @@ def new_job(user_id: str, index: int) -> Job:
 
 
 class Bench:
-    def __init__(self, server: RedisServer, work_dir: Path) -> None:
+    def __init__(self, server: RedisServer, work_dir: Path, *, metrics: bool = False) -> None:
         self.server = server
         self.work_dir = work_dir
+        self.metrics = metrics
+        self.ports: list[int] = []
+        """METRICS_PORT of each process started with --metrics, scraped while it runs."""
+        self.scrapes = 0
         self.redis = Redis.from_url(server.url, decode_responses=True, max_connections=ENQUEUE_CONCURRENCY + 8)
         self.systems: list[System] = []
 
@@ -102,10 +114,33 @@ class Bench:
         self.systems.append(system)
         return system
 
+    def start(self, system: System, module: str) -> Process:
+        """Starts a process, serving /metrics and /healthz on a port of its own with --metrics."""
+        if not self.metrics:
+            return system.start(module)
+        port = free_port()
+        self.ports.append(port)
+        return system.start(module, METRICS_PORT=str(port))
+
+    async def scrape_forever(self) -> None:
+        """Scrapes every process's /metrics and /healthz each SCRAPE_INTERVAL_S, as a (busy) Prometheus would."""
+
+        def get(port: int, path: str) -> None:
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                r.read()
+
+        while True:
+            for port in list(self.ports):
+                for path in ("/metrics", "/healthz"):
+                    await asyncio.to_thread(get, port, path)
+                    self.scrapes += 1
+            await asyncio.sleep(SCRAPE_INTERVAL_S)
+
     def stop_all(self) -> None:
         for system in self.systems:
             system.stop_all(timeout=15)
         self.systems.clear()
+        self.ports.clear()
 
     async def wait_responses(self, count: int, timeout_s: float) -> float:
         """Polls until the response list holds `count` answers; returns when that was first seen."""
@@ -132,7 +167,7 @@ class Bench:
 
     async def runners(self, name: str, count: int, **env: str) -> System:
         system = self.system(name, **env)
-        started = [system.start("runner") for _ in range(count)]
+        started = [self.start(system, "runner") for _ in range(count)]
         for process in started:
             await system.wait_for_log(process, "taking jobs", timeout=60)
         return system
@@ -144,8 +179,8 @@ class Bench:
         await fake.start()
         try:
             system = self.system("latency", fake, BATCH_SIZE=str(CAPACITY_BATCH))
-            runner, updater = system.start("runner"), system.start("updater")
-            system.start("bot")
+            runner, updater = self.start(system, "runner"), self.start(system, "updater")
+            self.start(system, "bot")
             await fake.wait_identified(timeout=60)
             await system.wait_for_log(runner, "taking jobs", timeout=60)
             await system.wait_for_log(updater, "posting as", timeout=60)
@@ -240,12 +275,19 @@ async def paced(count: int, per_s: float, action: Callable[[int], Awaitable[None
         await action(i)
 
 
-def report(latency: dict[str, float], capacity: float, throughputs: dict[int, float]) -> None:
+def report(latency: dict[str, float], capacity: float, throughputs: dict[int, float], bench: Bench) -> None:
     scaling = throughputs[4] / (4 * throughputs[1])
     ideal = SCALING_BATCH / SCALING_DELAY_S
     offered_per_s = MESSAGES_PER_S + min(MESSAGES_PER_S, DEFAULTS.reactions_per_s)
     rows = [
         ("setup", f"{os.cpu_count()} CPUs; redis-server with AOF fsync every second; every process at LOG_LEVEL=INFO"),
+        (
+            "metrics",
+            f"on: every process serves /metrics and /healthz, scraped every {SCRAPE_INTERVAL_S:g} s "
+            f"({bench.scrapes} requests)"
+            if bench.metrics
+            else "off (METRICS_PORT unset)",
+        ),
         ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
         (
             "  pacing",
@@ -279,11 +321,11 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
         print(f"{name:<{width}}  {value}")
     print(
         f"overhead_p50_ms={latency['p50']:.2f} overhead_p99_ms={latency['p99']:.2f} "
-        f"jobs_per_s={capacity:.0f} scaling_4_runners={scaling:.3f}"
+        f"jobs_per_s={capacity:.0f} scaling_4_runners={scaling:.3f} metrics={'on' if bench.metrics else 'off'}"
     )
 
 
-async def main() -> None:
+async def main(metrics: bool) -> None:
     # SIGTERM cleans up like Ctrl-C does: the finally blocks below stop every process and Redis.
     main_task = asyncio.current_task()
     assert main_task is not None
@@ -291,7 +333,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         server = RedisServer(Path(tmp))
         server.start()
-        bench = Bench(server, Path(tmp))
+        bench = Bench(server, Path(tmp), metrics=metrics)
+        scraping = asyncio.create_task(bench.scrape_forever()) if metrics else None
         try:
             # AOF with fsync once a second, Redis's recommended setting (tests fsync every write instead).
             await bench.redis.config_set("appendfsync", "everysec")
@@ -303,15 +346,20 @@ async def main() -> None:
                 print(system.logs()[-4000:], file=sys.stderr)
             raise
         finally:
+            if scraping is not None:
+                scraping.cancel()
+                await asyncio.gather(scraping, return_exceptions=True)
             bench.stop_all()
             await bench.redis.aclose()
             server.stop()
-    report(latency, capacity, throughputs)
+    report(latency, capacity, throughputs, bench)
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--metrics", action="store_true", help="every process serves /metrics, scraped every second")
     try:
-        asyncio.run(main())
+        asyncio.run(main(parser.parse_args().metrics))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted; processes and Redis stopped", file=sys.stderr)
         sys.exit(130)
