@@ -260,6 +260,21 @@ def test_the_two_models_override_runs_each_model_with_runners_of_its_own(service
     assert bot.default_model in served
 
 
+def test_the_two_shards_override_runs_two_bot_processes_holding_one_shard_each(services: dict[str, Any]) -> None:
+    override = load("docker-compose.two-shards.yml")["services"]
+    assert set(override) == {"bot", "bot-shard-1"}
+    base, second = services["bot"], override["bot-shard-1"]
+    for key in ("build", "command", "env_file", "depends_on", "healthcheck", "restart", "init", "stop_grace_period"):
+        assert second[key] == base[key], f"bot-shard-1's {key} differs from the bot's"
+    assert second["environment"].items() >= base["environment"].items()
+    held = []
+    for environment in (override["bot"]["environment"], second["environment"]):
+        settings = Settings.from_env({k: environment[k] for k in ("SHARD_COUNT", "SHARD_IDS")}, env_file=None)
+        assert settings.shard_count == 2
+        held += settings.shard_ids
+    assert sorted(held) == [0, 1]  # every shard held, and by one process only
+
+
 # ---- Dockerfiles ---------------------------------------------------------------------------------------
 
 
