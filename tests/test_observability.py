@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from bot.outbox import Outbox
 from shared.errors import SettingsError
 from shared.observability.metrics import registry_for
 from shared.observability.server import CHECK_TIMEOUT_S, Health, ObservabilityServer
@@ -140,3 +141,11 @@ def test_shard_settings_and_the_share_of_the_budgets(count: str, ids: str, share
 def test_shard_settings_that_cannot_work_stop_the_bot_with_one_line(count: str, ids: str, error: str) -> None:
     with pytest.raises(SettingsError, match=error):
         Settings.from_env({"SHARD_COUNT": count, "SHARD_IDS": ids}, env_file=None)
+
+
+def test_a_bot_process_holding_some_shards_takes_that_share_of_the_bots_budgets() -> None:
+    whole = Outbox(Settings())
+    half = Outbox(Settings(shard_count=4, shard_ids=(0, 3)))
+    assert half.messages.per_s == pytest.approx(whole.messages.per_s / 2)
+    assert half.reactions is not None and whole.reactions is not None
+    assert half.reactions.per_s == pytest.approx(whole.reactions.per_s / 2)
