@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from bot.outbox import Outbox
+from launcher.supervisor import START_ORDER, metrics_port_of
 from shared.errors import SettingsError
 from shared.observability.metrics import registry_for
 from shared.observability.server import CHECK_TIMEOUT_S, Health, ObservabilityServer
@@ -149,3 +150,9 @@ def test_a_bot_process_holding_some_shards_takes_that_share_of_the_bots_budgets(
     assert half.messages.per_s == pytest.approx(whole.messages.per_s / 2)
     assert half.reactions is not None and whole.reactions is not None
     assert half.reactions.per_s == pytest.approx(whole.reactions.per_s / 2)
+
+
+def test_make_run_gives_each_process_its_own_metrics_port() -> None:
+    ports = [metrics_port_of(offset, Settings(metrics_port=9100)) for offset, _ in enumerate(START_ORDER)]
+    assert ports == [{"METRICS_PORT": "9100"}, {"METRICS_PORT": "9101"}, {"METRICS_PORT": "9102"}]
+    assert metrics_port_of(1, Settings()) == {}  # unset: every process leaves it unset
