@@ -149,3 +149,38 @@ async def test_a_killed_bot_process_loses_nothing_it_had_queued(sharded: Sharded
     await cluster.wait_drained(timeout=15)
     await asyncio.sleep(0.3)
     cluster.assert_each_answered_once([*ids, after["id"]])
+
+
+async def test_shard_count_auto_holds_as_many_shards_as_discord_recommends(tmp_path: Path) -> None:
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(directory)
+    server.start()
+    fake = FakeDiscord()
+    fake.recommended_shards = 2
+    await fake.start()
+    guilds = [fake.add_guild("on shard 0", shard=0), fake.add_guild("on shard 1", shard=1)]
+    env = base_env(
+        redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token, model="echo"
+    )
+    cluster = Cluster(
+        fake, System({**env, "SHARD_COUNT": "auto"}, tmp_path), fault_support.test_client(server.url), server
+    )
+    try:
+        cluster.start("bot")
+        await cluster.start_runner()
+        await cluster.start_updater()
+        await fake.wait_identified(count=2, timeout=60)  # discord.py identifies its second shard 5 s after the first
+        assert ("GET", "/gateway/bot", 200) in fake.requests
+        [alice] = await cluster.opt_in(["alice"])
+        asked = [
+            await fake.send_message(alice, "Hey Llama, hi", channel_id=fake.guild_channel(guild)) for guild in guilds
+        ]
+        await cluster.wait_answered([m["id"] for m in asked], timeout=30)
+    finally:
+        codes = await asyncio.to_thread(cluster.system.stop_all)
+        await fake.stop()
+        await cluster.redis.aclose()
+        server.stop()
+    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{cluster.system.logs()}"
+    cluster.check_logs()
