@@ -32,13 +32,10 @@ def point_discord_py_at(settings: Settings) -> None:
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     point_discord_py_at(settings)
-    async with create_bot(settings) as client, serving(registry_for("bot"), health := Health(), settings.metrics_port):
+    health = Health()
+    async with create_bot(settings) as client, serving(registry_for("bot"), health, settings.metrics_port):
         health.add("Redis", redis_reachable(client.redis))
-
-        async def gateway() -> str | None:
-            return client.gateway_problem()
-
-        health.add("gateway", gateway)
+        health.add("gateway", client.gateway_problem)
         started = asyncio.create_task(client.start(settings.discord_token.reveal()))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)

@@ -90,8 +90,8 @@ class LlamaBot(discord.Client):
         if self.settings.metrics_port and (not self.settings.shard_ids or 0 in self.settings.shard_ids):
             self._gauges = asyncio.create_task(refresh_queue_gauges(self.inspection, self._closing))
 
-    def gateway_problem(self) -> str | None:
-        """Why this process is not connected to the Discord gateway now, or None when it is."""
+    async def gateway_problem(self) -> str | None:
+        """Why this process is not connected to the Discord gateway now, or None when it is (a health check)."""
         if self.is_closed():
             return "the Discord gateway connection is closed"
         if not self.is_ready():
@@ -138,7 +138,7 @@ class ShardedLlamaBot(LlamaBot, discord.AutoShardedClient):
     """The bot holding SHARD_IDS of SHARD_COUNT gateway shards (all of them without SHARD_IDS; SHARD_COUNT=auto asks
     Discord how many). Bot processes share nothing but Redis: each queues the messages of its shards' guilds."""
 
-    def gateway_problem(self) -> str | None:
+    async def gateway_problem(self) -> str | None:
         if self.is_closed():
             return "the Discord gateway connection is closed"
         if not self.is_ready():
