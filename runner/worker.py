@@ -79,8 +79,10 @@ class Runner:
             registers=[(keys.models, self.model)],
         )
         self.stats = RunnerStats()
-        for series in (GENERATED_TOKENS, BATCH_ROWS, GENERATION_SECONDS):
-            series.labels(self.model)  # exported from the start (at 0), so rates and sums have a first point
+        # This runner's series, exported from the start (at 0) so that rates and sums have a first point.
+        self.rows = BATCH_ROWS.labels(self.model)
+        self.tokens = GENERATED_TOKENS.labels(self.model)
+        self.generation_seconds = GENERATION_SECONDS.labels(self.model)
         self.partials = PartialPublisher(self.queue, worker_id)
         self.generation = generation if generation is not None else GenerationThread()
         self.generation.use(engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer)
@@ -184,19 +186,19 @@ class Runner:
             self.in_flight.add(task)
             task.add_done_callback(self._job_done)
             tasks.append(task)
-        BATCH_ROWS.labels(self.model).set(len(self.in_flight))
+        self.rows.set(len(self.in_flight))
         return tasks
 
     async def _timed(self, generated: Awaitable[GenerationResult], submitted_at: float) -> GenerationResult:
         """The result, once the engine gives it, its generation time observed (from submission: waiting for a place
         in the batch included)."""
         result = await generated
-        GENERATION_SECONDS.labels(self.model).observe(time.monotonic() - submitted_at)
+        self.generation_seconds.observe(time.monotonic() - submitted_at)
         return result
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
-        BATCH_ROWS.labels(self.model).set(len(self.in_flight))
+        self.rows.set(len(self.in_flight))
         # Not a failed job (those are recorded as failures) but a broken runner, e.g. a crashed engine: stop.
         if not task.cancelled() and task.exception() is not None and self.job_error is None:
             self.job_error = task.exception()
@@ -246,7 +248,7 @@ class Runner:
             log.warning("job %s was taken back from this runner before it finished; answer dropped", job["id"])
             return
         JOBS.labels("answered").inc()
-        GENERATED_TOKENS.labels(self.model).inc(result.new_tokens)
+        self.tokens.inc(result.new_tokens)
         self.stats.answered += 1
         self.stats.recent.append(time.monotonic())
         self.stats.new_tokens += result.new_tokens
