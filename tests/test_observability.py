@@ -145,8 +145,8 @@ def test_shard_settings_that_cannot_work_stop_the_bot_with_one_line(count: str, 
 
 
 def test_a_bot_process_holding_some_shards_takes_that_share_of_the_bots_budgets() -> None:
-    whole = Outbox(Settings())
-    half = Outbox(Settings(shard_count=4, shard_ids=(0, 3)))
+    whole = Outbox(Settings(), client=None)  # type: ignore[arg-type]  # only stored
+    half = Outbox(Settings(shard_count=4, shard_ids=(0, 3)), client=None)  # type: ignore[arg-type]
     assert half.messages.per_s == pytest.approx(whole.messages.per_s / 2)
     assert half.reactions is not None and whole.reactions is not None
     assert half.reactions.per_s == pytest.approx(whole.reactions.per_s / 2)

@@ -13,6 +13,7 @@ from bot import texts
 from bot.intake import MessageIntake
 from bot.slash import REQUEST_ERRORS, failure
 from shared.conversation_ids import private_conversation
+from shared.observability.metrics import MESSAGES
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import InteractionRef, Job
 from shared.secret import Secret
@@ -51,9 +52,11 @@ class AskIntake:
                     return
                 result = await self.intake.queue.enqueue(await self._job(interaction, question, original_id))
         except REDIS_DOWN_ERRORS:
+            MESSAGES.labels("busy").inc()
             log.warning("Redis unreachable: told user %s to retry interaction %s", user_id, interaction.id)
             await self._privately(interaction, texts.BUSY)
             return
+        MESSAGES.labels(result.status).inc()  # a count of outcomes, never of who
         if result.status == "not_opted_in":
             await self._privately(interaction, texts.ask_needs_optin_text())  # and nothing is stored or logged
             return
