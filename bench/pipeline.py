@@ -9,6 +9,9 @@ The last line is the summary: `overhead_p50_ms=… overhead_p99_ms=… jobs_per_
 
 `--metrics`: every process serves /metrics and /healthz (METRICS_PORT), and each is scraped once a second (both
 routes; Prometheus's default is every 15 s): what observability costs the pipeline.
+
+`--persona`: the latency run's server has a persona (both placeholders) and an allow-list holding its channel, so
+every job carries a persona and every message is checked against the list (what those cost the pipeline).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
+from shared.channel_access import ChannelAccess  # noqa: E402
 from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
+from shared.personas import Personas  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
@@ -63,6 +68,9 @@ DISCORD_GLOBAL_LIMIT_PER_S = 50
 KEYS = Keys()
 SCRAPE_INTERVAL_S = 1.0
 """How often --metrics scrapes each process's /metrics and /healthz."""
+WITH_PERSONA = "--persona" in sys.argv[1:]
+"""--persona (also declared to argparse below, for --help); read here so the latency run needs no parameter."""
+BENCH_PERSONA = "You are Captain Byte, the helpful pirate of {server}. Today is {date}. Answer concisely."
 ECHO_MODEL_NAME = "echo"
 """The name the echo runners serve under (MODEL=echo, no MODEL_NAME): the queue the jobs are routed to."""
 
@@ -184,6 +192,9 @@ class Bench:
             await fake.wait_identified(timeout=60)
             await system.wait_for_log(runner, "taking jobs", timeout=60)
             await system.wait_for_log(updater, "posting as", timeout=60)
+            if WITH_PERSONA:
+                await Personas(self.redis, KEYS).set(fake.guild_id, None, BENCH_PERSONA)
+                await ChannelAccess(self.redis, KEYS, allow_dms=True).allow(fake.guild_id, fake.channel_id)
             users = [fake.add_user(f"user{i}") for i in range(USERS)]
             await paced(USERS, MESSAGES_PER_S, lambda i: fake.send_message(users[i], "!optin"))
             await fake.wait_for_posts(USERS, timeout=60)
@@ -289,6 +300,7 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
             else "off (METRICS_PORT unset)",
         ),
         ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
+        ("  persona", "server persona and allow-list set (--persona)" if WITH_PERSONA else "none (SYSTEM_PROMPT)"),
         (
             "  pacing",
             f"1 reply (updater) + 1 reaction (bot, <= {DEFAULTS.reactions_per_s:g}/s) per message: "
@@ -358,6 +370,7 @@ async def main(metrics: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--metrics", action="store_true", help="every process serves /metrics, scraped every second")
+    parser.add_argument("--persona", action="store_true", help="a server persona and allow-list in force (read below)")
     try:
         asyncio.run(main(parser.parse_args().metrics))
     except (KeyboardInterrupt, asyncio.CancelledError):

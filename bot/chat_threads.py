@@ -11,7 +11,9 @@ from bot import texts
 from bot.invocation import Invocation
 from bot.outbox import Outbox
 from bot.relevance import speaker_name, thread_name
+from shared.channel_access import ChannelAccess
 from shared.consent import ConsentRegistry
+from shared.places import Place
 from shared.shared_threads import SharedThreads
 
 log = logging.getLogger(__name__)
@@ -26,15 +28,15 @@ async def open_chat(
     consent: ConsentRegistry,
     threads: SharedThreads,
     outbox: Outbox,
+    access: ChannelAccess,
 ) -> str | None:
     """Opens and registers the thread (on the `!chat` message, or for `/chat` on its own), and greets in it; returns
     the text to answer with instead, if any."""
     channel, prefix = invocation.channel, invocation.prefix
-    if invocation.guild_id is None or not isinstance(channel, discord.TextChannel):
-        return texts.chat_where_text(prefix)
+    refusal = await _refusal(invocation, consent, access)
+    if refusal is not None or invocation.guild_id is None or not isinstance(channel, discord.TextChannel):
+        return refusal
     user_id = invocation.user_id
-    if not await consent.is_opted_in(user_id):
-        return texts.chat_needs_optin_text(prefix)
     user = invocation.user
     starter = speaker_name(user.display_name, fallback=user.name)
     name = thread_name(invocation.argument, starter)
@@ -55,3 +57,15 @@ async def open_chat(
     log.info("user %s opened shared thread %s", user_id, thread.id)
     await outbox.send(thread, texts.chat_greeting(prefix, starter))
     return None if invocation.message is not None else texts.chat_opened_text(thread.mention)
+
+
+async def _refusal(invocation: Invocation, consent: ConsentRegistry, access: ChannelAccess) -> str | None:
+    """Why no thread can be opened here for this user, if so."""
+    channel, prefix = invocation.channel, invocation.prefix
+    if invocation.guild_id is None or not isinstance(channel, discord.TextChannel):
+        return texts.chat_where_text(prefix)
+    if not await consent.is_opted_in(invocation.user_id):
+        return texts.chat_needs_optin_text(prefix)
+    if not await access.may_speak(Place(invocation.guild_id, str(channel.id))):
+        return texts.chat_not_here_text(prefix)  # its thread would follow the channel: the bot would not answer there
+    return None

@@ -9,21 +9,26 @@ from typing import Any
 import discord
 from redis.asyncio import Redis
 
+from bot.channel_commands import ChannelCommands
 from bot.command_runner import CommandRunner
 from bot.commands import parse_command
 from bot.intake import MessageIntake
 from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
+from bot.persona_commands import PersonaCommands
+from bot.places import Places
 from bot.slash.ask import AskIntake
 from bot.slash.tree import SlashCommands
 from bot.unavailable_models import UnavailableModelNotices
+from shared.channel_access import ChannelAccess
 from shared.consent import ConsentRegistry
 from shared.job_queue import JobQueue
 from shared.keys import Keys
 from shared.model_choice import ModelChoices
 from shared.observability.checks import refresh_queue_gauges
 from shared.observability.discord_requests import request_counter
+from shared.personas import Personas
 from shared.queue_inspection import QueueInspection
 from shared.redis_client import create_redis, wait_for_redis
 from shared.served_models import LiveModels
@@ -60,7 +65,11 @@ class LlamaBot(discord.Client):
         self.outbox = Outbox(settings, self)
         self.models = ModelChoices(self.redis, self.keys, LiveModels(self.redis, self.keys), settings.default_model)
         queue = JobQueue(self.redis, self.keys, settings)
-        self.intake = MessageIntake(settings, queue, self.consent, self.threads, self.outbox, models=self.models)
+        places = Places(self.fetch_channel)
+        self.access = access = ChannelAccess(self.redis, self.keys, allow_dms=settings.allow_dms)
+        self.intake = MessageIntake(
+            settings, queue, self.consent, self.threads, self.outbox, models=self.models, access=access, places=places
+        )
         self.model_commands = ModelCommands(settings, self.models, queue, self.threads)
         self.commands = CommandRunner(
             settings,
@@ -70,6 +79,9 @@ class LlamaBot(discord.Client):
             threads=self.threads,
             inspection=self.inspection,
             outbox=self.outbox,
+            access=access,
+            personas=PersonaCommands(settings, Personas(self.redis, self.keys), places),
+            channels=ChannelCommands(settings, access),
         )
         self.slash = SlashCommands(self, self.commands, AskIntake(self.intake))
         self.unavailable = UnavailableModelNotices(self, self.redis, self.keys, self.outbox, settings.command_prefix)

@@ -7,11 +7,14 @@ import logging
 
 from bot import texts
 from bot.admin import run_admin_command
+from bot.channel_commands import ChannelCommands
 from bot.chat_threads import open_chat
 from bot.commands import ADMIN_COMMANDS, Command
 from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
+from bot.persona_commands import PersonaCommands
+from shared.channel_access import ChannelAccess
 from shared.consent import ConsentRegistry
 from shared.queue_inspection import QueueInspection
 from shared.redis_client import REDIS_DOWN_ERRORS
@@ -33,6 +36,9 @@ class CommandRunner:
         threads: SharedThreads,
         inspection: QueueInspection,
         outbox: Outbox,
+        access: ChannelAccess,
+        personas: PersonaCommands,
+        channels: ChannelCommands,
     ) -> None:
         self.settings = settings
         self.consent = consent
@@ -41,6 +47,9 @@ class CommandRunner:
         self.threads = threads
         self.inspection = inspection
         self.outbox = outbox
+        self.access = access
+        self.personas = personas
+        self.channels = channels
 
     async def run(self, command: Command, invocation: Invocation) -> str | None:
         """The command's answer (None when it answered otherwise: `!chat` greets in its thread); BUSY while Redis
@@ -69,7 +78,13 @@ class CommandRunner:
         elif command in (Command.MODELS, Command.MODEL):
             text = await self.model_commands.run(command, invocation)
         elif command is Command.CHAT:
-            text = await open_chat(invocation, consent=self.consent, threads=self.threads, outbox=self.outbox)
+            text = await open_chat(
+                invocation, consent=self.consent, threads=self.threads, outbox=self.outbox, access=self.access
+            )
+        elif command is Command.PERSONA:
+            text = await self.personas.run(invocation)
+        elif command is Command.CHANNELS:
+            text = await self.channels.run(invocation)
         elif command in ADMIN_COMMANDS:
             text = await run_admin_command(command, invocation, self.inspection, self.settings.admin_user_ids)
         else:

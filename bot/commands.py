@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 
@@ -14,6 +15,8 @@ class Command(Enum):
     STATUS = "status"
     MODELS = "models"
     MODEL = "model"
+    PERSONA = "persona"  # `show` for anyone; `set` and `reset` for administrators
+    CHANNELS = "channels"  # administrators only
     # Operator commands: server administrators and ADMIN_USER_IDS only.
     STATS = "stats"
     DEAD = "dead"
@@ -35,6 +38,17 @@ def parse_command(content: str, prefix: str) -> Command | None:
         return Command(name[0].lower())
     except ValueError:
         return None
+
+
+CHANNEL_MENTION = re.compile(r"<#(\d+)>")
+
+
+def leading_channel(text: str) -> tuple[str | None, str]:
+    """A channel mention at the start of `text`, and what follows it ("<#5> be terse" -> ("5", "be terse"))."""
+    match = CHANNEL_MENTION.match(text)
+    if match is None:
+        return None, text
+    return match.group(1), text[match.end() :].strip()
 
 
 def command_argument(content: str) -> str:

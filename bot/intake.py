@@ -1,5 +1,6 @@
-"""Taking a message in: whether it is for the bot, which conversation and lane it belongs to, which model answers
-it, queueing it and acknowledging it; and edits or deletions of messages that still wait."""
+"""Taking a message in: whether it is for the bot, which conversation and lane it belongs to, whether the bot speaks
+there, which model and persona answer it, queueing it and acknowledging it; and edits or deletions of messages that
+still wait."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ import discord
 from bot import texts
 from bot.lane_locks import LaneLocks
 from bot.outbox import Outbox
+from bot.places import Places
 from bot.relevance import MessageFacts, addressed_text, speaker_name
+from shared.channel_access import ChannelAccess, access_fields, may_speak
 from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.job_queue import EnqueueResult, JobQueue
-from shared.model_choice import ModelChoices
+from shared.model_choice import ModelChoices, Route
 from shared.observability.metrics import MESSAGES
+from shared.personas import PersonaInForce, persona_fields, persona_in_force
+from shared.places import Place
 from shared.reactions import WAITING_EMOJI
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import Job
@@ -52,6 +57,16 @@ class Destination:
         return cls(conversation, conversation, shared=True, chooser=starter)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What the one read before queueing a message found: its model, the persona in force, whether the bot speaks
+    there."""
+
+    route: Route
+    persona: PersonaInForce
+    may_speak: bool
+
+
 def facts_of(message: discord.Message, bot_id: int, *, in_shared_thread: bool = False) -> MessageFacts:
     referenced = message.reference.resolved if message.reference else None
     return MessageFacts(
@@ -83,10 +98,14 @@ class MessageIntake:
         outbox: Outbox,
         *,
         models: ModelChoices,
+        access: ChannelAccess,
+        places: Places,
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.models = models
+        self.access = access
+        self.places = places
         self.consent = consent
         self.threads = threads
         self.outbox = outbox
@@ -135,17 +154,23 @@ class MessageIntake:
     ) -> None:
         user_id = str(message.author.id)
         try:
+            place = await self.places.of(message)
+            reading = await self.read(destination, place)
+            if not reading.may_speak:
+                await self.hint(message, place)
+                return
             if not question.strip():
                 # The enqueue script checks consent itself; only the hint needs it asked first.
                 if consent_checked or await self.consent.is_opted_in(user_id):
                     await self.outbox.reply(message, texts.EMPTY_QUESTION)
                 return
             truncated = len(question) > self.settings.max_input_chars
-            job = await self.job_for(message, question[: self.settings.max_input_chars], destination)
+            job = self.job_for(message, question[: self.settings.max_input_chars], destination, place, reading)
             result = await self.queue.enqueue(job)
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
-                result = await self.queue.enqueue(await self.job_for(message, job["content"], destination))
+                reading = await self.read(destination, place)
+                result = await self.queue.enqueue(self.job_for(message, job["content"], destination, place, reading))
             MESSAGES.labels(result.status).inc()  # a count of outcomes, never of who
             if result.status == "not_opted_in":
                 return  # nothing is stored, logged or answered for users who have not opted in
@@ -157,15 +182,32 @@ class MessageIntake:
             return
         await self.acknowledge(message, result, destination, truncated)
 
-    async def job_for(self, message: discord.Message, question: str, destination: Destination) -> Job:
-        """The job for a message, routed to its model (see shared/model_choice.py)."""
-        guild_id = str(message.guild.id) if message.guild else None
-        route = await self.models.route(destination.chooser, guild_id)
+    async def read(self, destination: Destination, place: Place) -> Reading:
+        """The model, persona and access that apply to a message, in one round trip (shared/model_choice.py)."""
+        fields = [*persona_fields(place), *access_fields(place)]
+        route, values = await self.models.route_reading(destination.chooser, place.guild_id, fields)
+        speaks = may_speak(values, place, allow_dms=self.settings.allow_dms)
+        return Reading(route, persona_in_force(values, place), speaks)
+
+    async def hint(self, message: discord.Message, place: Place) -> None:
+        """Tells an opted-in user, once an hour per channel, that the bot does not answer there; nothing else of the
+        message is stored (shared/channel_access.py)."""
+        allowed = await self.access.hint_due(str(message.author.id), place)
+        if allowed is None:
+            return
+        log.info("message %s from user %s: not answered in channel %s", message.id, message.author.id, place.channel_id)
+        prefix = self.settings.command_prefix
+        await self.outbox.reply(message, texts.not_here_text(allowed) if place.guild_id else texts.no_dms_text(prefix))
+
+    def job_for(
+        self, message: discord.Message, question: str, destination: Destination, place: Place, reading: Reading
+    ) -> Job:
+        """The job for a message, routed to its model (see shared/model_choice.py), carrying its persona."""
         job: Job = {
             "id": str(message.id),
             "user_id": str(message.author.id),
             "channel_id": str(message.channel.id),
-            "guild_id": guild_id,
+            "guild_id": place.guild_id,
             "content": question,
             "enqueued_at": time.time(),
             "attempts": 0,
@@ -174,8 +216,12 @@ class MessageIntake:
         }
         if destination.shared:
             job["author_name"] = speaker_name(message.author.display_name, fallback=message.author.name)
-        if route.model is not None:
-            job["model"] = route.model
+        if reading.route.model is not None:
+            job["model"] = reading.route.model
+        if reading.persona.text is not None:
+            job["system_prompt"] = reading.persona.text
+            if place.guild_name is not None:
+                job["server_name"] = place.guild_name
         return job
 
     async def acknowledge(

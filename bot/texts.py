@@ -59,7 +59,10 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         f"`{prefix}forget` — erase our conversations (and your messages in shared threads); you stay opted in.\n"
         f"`{prefix}optout` — stop, and erase everything I stored about you.\n"
         f"`{prefix}help` — this message.\n"
-        f"Administrators: `{model_default}` (this server's default model), `{prefix}stats` "
+        f"`{prefix}persona show` — the system prompt I follow here.\n"
+        f"Administrators: `{model_default}` (this server's default model), "
+        f"`{prefix}persona set|reset [#channel] [text]` (the server's or a channel's persona), "
+        f"`{prefix}channels allow|deny|list|reset [#channel]` (where I answer), `{prefix}stats` "
         f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message).\n" + slash
     )
 
@@ -163,6 +166,13 @@ def chat_needs_optin_text(prefix: str) -> str:
 
 def chat_where_text(prefix: str) -> str:
     return f"`{prefix}chat` opens a thread in a server channel: use it in one of the server's text channels."
+
+
+def chat_not_here_text(prefix: str) -> str:
+    return (
+        f"I don't answer in this channel, so I'd stay silent in a thread opened here: use `{prefix}chat` in a "
+        "channel where I answer."
+    )
 
 
 CHAT_NO_PERMISSION = "I can't open a thread here: I need the Create Public Threads permission in this channel."
@@ -319,3 +329,125 @@ EMPTY_ASK = "Yes? Ask me something: `/ask question: what's a llama?`"
 
 def ask_needs_optin_text() -> str:
     return "I only answer people who opted in: `/optin` first (see `/help`), then ask again."
+
+
+# ---- Personas (`!persona`) ------------------------------------------------------------------------------------
+
+
+def persona_usage_text(prefix: str, max_chars: int) -> str:
+    return (
+        f"`{prefix}persona show` — the system prompt I follow here, and where it comes from. Administrators: "
+        f"`{prefix}persona set [#channel] <text>` (this server's, or one channel's and its threads'; up to "
+        f"{max_chars:,} characters; `{{date}}` and `{{server}}` are filled in when I answer), "
+        f"`{prefix}persona reset [#channel]`."
+    )
+
+
+def persona_where_text(prefix: str) -> str:
+    return f"`{prefix}persona` sets a server's or a channel's persona: use it in one of the server's channels."
+
+
+def persona_too_long_text(length: int, max_chars: int) -> str:
+    return f"That persona is {length:,} characters long; the most is {max_chars:,}. Nothing was changed."
+
+
+PERSONA_EMPTY = "Write the persona after `set`, e.g. `persona set You are a pirate who loves astronomy.`"
+
+UNKNOWN_CHANNEL = "I can't see that channel in this server: mention one of its channels, like #general."
+
+
+def persona_set_text(channel_id: str | None) -> str:
+    if channel_id is None:
+        return "Done: that is now this server's persona, wherever no channel has its own."
+    return f"Done: that is now the persona of <#{channel_id}> and its threads."
+
+
+def persona_reset_text(channel_id: str | None, had_one: bool) -> str:
+    where = "This server" if channel_id is None else f"<#{channel_id}>"
+    if not had_one:
+        return f"{where} had no persona of its own; nothing changed."
+    fallback = "the default system prompt" if channel_id is None else "the server's persona, else the default"
+    return f"Done: {where} has no persona of its own any more; {fallback} applies."
+
+
+def _quoted(text: str, limit: int = 1800) -> str:
+    """A prompt quoted as a block that shows it as written (no formatting, no mentions), cut to fit a message."""
+    shown = text if len(text) <= limit else text[:limit] + "…"
+    return "```\n" + shown.replace("```", "`\u200b``") + "\n```"
+
+
+def persona_show_text(text: str, source: str, channel_id: str | None) -> str:
+    """`!persona show`: the prompt in force here and where it comes from (source: channel, parent, server, default)."""
+    where = {
+        "channel": f"This channel's persona (<#{channel_id}>):",
+        "parent": f"The persona of <#{channel_id}>, which this thread follows:",
+        "server": "This server's persona (no channel persona here):",
+        "default": "The default system prompt (`SYSTEM_PROMPT`; no persona is set here):",
+    }[source]
+    return f"{where}\n{_quoted(text)}"
+
+
+# ---- Where the bot speaks (`!channels`) -----------------------------------------------------------------------
+
+
+LISTED_CHANNELS = 20
+"""Most channels a hint or a list names; the rest are counted."""
+
+
+def _channel_list(channel_ids: Sequence[str]) -> str:
+    shown = ", ".join(f"<#{c}>" for c in channel_ids[:LISTED_CHANNELS])
+    more = len(channel_ids) - LISTED_CHANNELS
+    return shown + (f" and {plural(more, 'more channel')}" if more > 0 else "")
+
+
+def not_here_text(allowed: Sequence[str]) -> str:
+    """The one hint an hour for someone who addresses the bot where it does not answer."""
+    if not allowed:
+        return "I don't answer in this channel."
+    return f"I don't answer in this channel. On this server I answer in {_channel_list(allowed)}."
+
+
+def no_dms_text(prefix: str) -> str:
+    return (
+        "I don't answer direct messages; talk to me in a server channel. "
+        f"(Commands such as `{prefix}optout` still work here.)"
+    )
+
+
+def channels_usage_text(prefix: str) -> str:
+    return (
+        f"Administrators: `{prefix}channels allow #channel` (then I answer only in allowed channels and their "
+        f"threads), `{prefix}channels deny #channel`, `{prefix}channels list`, `{prefix}channels reset` (answer in "
+        "every channel again)."
+    )
+
+
+def channels_where_text(prefix: str) -> str:
+    return f"`{prefix}channels` chooses where I speak in a server: use it in one of the server's channels."
+
+
+def channels_list_text(allowed: Sequence[str]) -> str:
+    if not allowed:
+        return "I answer in every channel of this server I can see (there is no allow-list)."
+    return f"I answer only in {_channel_list(allowed)} (and their threads)."
+
+
+def channel_allowed_text(channel_id: str, newly: bool, allowed: Sequence[str]) -> str:
+    first = f"<#{channel_id}> was already allowed." if not newly else f"Done: I answer in <#{channel_id}>."
+    return f"{first} {channels_list_text(allowed)}"
+
+
+def channel_denied_text(channel_id: str, removed: bool, left: int) -> str:
+    if not removed:
+        if left == 0:
+            return "There is no allow-list here: I answer in every channel. Allow channels to limit where I speak."
+        return f"<#{channel_id}> isn't on the allow-list, so I don't answer there already."
+    if left == 0:
+        return f"Done: <#{channel_id}> was the last allowed channel, so I answer in every channel again."
+    return f"Done: I no longer answer in <#{channel_id}> ({plural(left, 'channel')} still allowed)."
+
+
+def channels_reset_text(removed: int) -> str:
+    if not removed:
+        return "There was no allow-list: I already answer in every channel."
+    return f"Done: the allow-list ({plural(removed, 'channel')}) is gone; I answer in every channel again."

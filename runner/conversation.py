@@ -1,11 +1,14 @@
-"""What a job's conversation looks like to the model: in a shared thread, every user turn names its speaker and
-the system prompt says it is a group conversation; a private conversation is passed as it is stored."""
+"""What a job's conversation looks like to the model: the system prompt is its server's or channel's persona (with
+`{date}` and `{server}` filled) or SYSTEM_PROMPT; in a shared thread, every user turn names its speaker and the
+system prompt says it is a group conversation; a private conversation is passed as it is stored."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from shared.conversation_ids import is_shared, job_conversation
+from shared.personas import fill_placeholders
 from shared.schemas import Job, Turn
 
 GROUP_CONVERSATION_LINE = (
@@ -21,8 +24,18 @@ def labelled(turn: Turn) -> Turn:
     return {"role": turn["role"], "content": content}
 
 
-def model_view(job: Job, history: Sequence[Turn], system_prompt: str) -> tuple[str, list[Turn], str]:
-    """(system prompt, history, message) for the job's prompt."""
+def system_prompt_for(job: Job, default: str, now: datetime | None = None) -> str:
+    """The job's persona with its placeholders filled at answer time (today's date in UTC), else `default`."""
+    persona = job.get("system_prompt")
+    if not persona:
+        return default
+    today = (now or datetime.now(UTC)).date()
+    return fill_placeholders(persona, today=today, server=job.get("server_name"))
+
+
+def model_view(job: Job, history: Sequence[Turn], default_prompt: str) -> tuple[str, list[Turn], str]:
+    """(system prompt, history, message) for the job's prompt; `default_prompt` applies where no persona does."""
+    system_prompt = system_prompt_for(job, default_prompt)
     if not is_shared(job_conversation(job)):
         return system_prompt, [{"role": t["role"], "content": t["content"]} for t in history], job["content"]
     speaker = job.get("author_name") or "someone"

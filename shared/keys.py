@@ -40,6 +40,11 @@ class Keys:
         """The model the user chose to answer them (a string)."""
         return f"{self.prefix}choice:{user_id}"
 
+    def hinted(self, user_id: str) -> str:
+        """Channels where the user was told lately that the bot does not answer there (sorted set: channel id ->
+        when), so that the hint comes at most once an hour per channel."""
+        return f"{self.prefix}hinted:{user_id}"
+
     def user_keys(self, user_id: str) -> list[str]:
         """The keys about one user alone, besides their conversations' (what `!optout` deletes outright); the
         index of their conversations comes first."""
@@ -50,6 +55,7 @@ class Keys:
             self.seen(user_id),
             self.rate(user_id),
             self.choice(user_id),
+            self.hinted(user_id),
         ]
 
     # Conversations and lanes (ids from shared/conversation_ids.py). A private conversation's id ends with its
@@ -94,7 +100,8 @@ class Keys:
         return f"{self.prefix}models"
 
     def server(self, guild_id: str) -> str:
-        """A server's settings (hash: default_model)."""
+        """A server's settings (hash: default_model; persona and persona:<channel> (shared/personas.py);
+        allow:<channel> and their count, allowed_channels (shared/channel_access.py))."""
         return f"{self.prefix}server:{guild_id}"
 
     def commands_synced(self, scope: str) -> str:

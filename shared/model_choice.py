@@ -3,7 +3,7 @@ server's default, else DEFAULT_MODEL, else the only or first model served; and s
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,7 +77,15 @@ class ModelChoices:
     async def route(self, chooser: str | None, guild_id: str | None) -> Route:
         """Where a message goes whose model `chooser` picks (its author, or the starter of its shared thread; None:
         nobody's choice holds) in `guild_id` (None in a DM): one round trip, and the live models as last read."""
-        return (await self.look(chooser, guild_id, fresh=False)).route
+        return (await self.route_reading(chooser, guild_id))[0]
+
+    async def route_reading(
+        self, chooser: str | None, guild_id: str | None, fields: Sequence[str] = ()
+    ) -> tuple[Route, dict[str, str | None]]:
+        """The route, and the server's settings `fields` (personas, allowed channels) read in the same round trip."""
+        choice, server_default, found = await self.read(chooser, guild_id, fields)
+        served = await self.live.cached()
+        return route(choice=choice, server_default=server_default, bot_default=self._bot_default, served=served), found
 
     async def look(self, chooser: str | None, guild_id: str | None, *, fresh: bool = True) -> Lookup:
         """The choices that route a message, the models served (read now unless not `fresh`), and the route."""
@@ -88,17 +96,27 @@ class ModelChoices:
 
     async def choices(self, chooser: str | None, guild_id: str | None) -> tuple[str | None, str | None]:
         """(the chooser's choice, the server's default), each None where unset."""
+        choice, server_default, _ = await self.read(chooser, guild_id)
+        return choice, server_default
+
+    async def read(
+        self, chooser: str | None, guild_id: str | None, fields: Sequence[str] = ()
+    ) -> tuple[str | None, str | None, dict[str, str | None]]:
+        """(the chooser's choice, the server's default, the server's other `fields`) in one round trip."""
         if chooser is None and guild_id is None:
-            return None, None
+            return None, None, {}
         k = self._keys
         async with self._redis.pipeline(transaction=False) as pipe:
             if chooser is not None:
                 pipe.get(k.choice(chooser))
             if guild_id is not None:
-                pipe.hget(k.server(guild_id), DEFAULT_MODEL_FIELD)
+                pipe.hmget(k.server(guild_id), [DEFAULT_MODEL_FIELD, *fields])
             found = await pipe.execute()
         choice = found.pop(0) if chooser is not None else None
-        return choice, found[0] if guild_id is not None else None
+        if guild_id is None:
+            return choice, None, {}
+        server_default, *values = found[0]
+        return choice, server_default, dict(zip(fields, values, strict=True))
 
     async def choose(self, user_id: str, model: str) -> bool:
         """Stores the user's choice; False (nothing stored) if they are not opted in."""

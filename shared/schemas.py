@@ -56,6 +56,11 @@ class Job(TypedDict):
     interaction: NotRequired[InteractionRef]
     """Set for a question asked with `/ask` (its id is then the interaction's id, and no message of the user's
     exists to reply or react to)."""
+    system_prompt: NotRequired[str]
+    """The persona of its server or channel (shared/personas.py), with `{date}` and `{server}` still to fill; absent
+    where none is set (the runner's SYSTEM_PROMPT applies)."""
+    server_name: NotRequired[str]
+    """Its server's name, carried with a persona only (what `{server}` is filled with)."""
     unavailable_told: NotRequired[bool]
     """Set once its user was told that its model is not served right now (told once only)."""
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.

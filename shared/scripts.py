@@ -33,6 +33,10 @@ _SCRIPT_NAMES = (
     "mark_unavailable_told",
     "set_choice",
     "reroute",
+    "allow_channel",
+    "deny_channel",
+    "reset_channels",
+    "hint_once",
 )
 
 ScriptCall = tuple[Sequence[str], Sequence[str | int | float]]
@@ -70,6 +74,10 @@ class Scripts:
     mark_unavailable_told: AsyncScript
     set_choice: AsyncScript
     reroute: AsyncScript
+    allow_channel: AsyncScript
+    deny_channel: AsyncScript
+    reset_channels: AsyncScript
+    hint_once: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -23,6 +23,7 @@ from shared.settings_parsers import (
     id_set,
     matching,
     no_spaces,
+    on_off,
     path,
     secret_redis_url,
     secret_text,
@@ -137,8 +138,8 @@ class Settings:
         "SYSTEM_PROMPT",
         str,
         _SYSTEM_PROMPT,
-        "Put before every conversation.",
-        used_by=RUNNER,
+        "Put before every conversation where no persona is set.",
+        used_by=BOT | RUNNER,
         default_doc="a friendly-assistant prompt",
     )
     history_max_turns: int = setting(
@@ -185,6 +186,7 @@ class Settings:
         "Server ids to register the slash commands in (instant, for testing) instead of globally.",
         used_by=BOT,
     )
+    allow_dms: bool = setting("ALLOW_DMS", on_off, True, "Whether the bot answers direct messages.", used_by=BOT)
     max_attempts: int = setting(
         "MAX_ATTEMPTS", bounded(int, 1, 100), 3, "Tries per message before it is dead-lettered.", used_by=RUNNER
     )

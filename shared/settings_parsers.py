@@ -52,6 +52,18 @@ def matching(pattern: re.Pattern[str], described: str) -> Callable[[str], str]:
     return parse
 
 
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def on_off(raw: str) -> bool:
+    """A switch: true/false, yes/no, on/off or 1/0, whatever the case."""
+    value = raw.strip().lower()
+    if value not in _TRUE_WORDS + _FALSE_WORDS:
+        raise ValueError(f"expected true or false, got {raw!r}")
+    return value in _TRUE_WORDS
+
+
 def no_spaces(raw: str) -> str:
     if any(c.isspace() for c in raw):
         raise ValueError("must not contain spaces")
