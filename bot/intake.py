@@ -67,6 +67,14 @@ class Reading:
     may_speak: bool
 
 
+def carry_persona(job: Job, reading: Reading, place: Place) -> None:
+    """Puts the persona in force (and the server's name, for `{server}`) in the job, if one is set."""
+    if reading.persona.text is not None:
+        job["system_prompt"] = reading.persona.text
+        if place.guild_name is not None:
+            job["server_name"] = place.guild_name
+
+
 def facts_of(message: discord.Message, bot_id: int, *, in_shared_thread: bool = False) -> MessageFacts:
     referenced = message.reference.resolved if message.reference else None
     return MessageFacts(
@@ -218,10 +226,7 @@ class MessageIntake:
             job["author_name"] = speaker_name(message.author.display_name, fallback=message.author.name)
         if reading.route.model is not None:
             job["model"] = reading.route.model
-        if reading.persona.text is not None:
-            job["system_prompt"] = reading.persona.text
-            if place.guild_name is not None:
-                job["server_name"] = place.guild_name
+        carry_persona(job, reading, place)
         return job
 
     async def acknowledge(

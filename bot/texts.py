@@ -310,6 +310,15 @@ SLASH_DESCRIPTIONS = {
     "dead": "Administrators: the newest failed messages.",
     "replay": "Administrators: retry a failed message.",
     "ask": "Ask me something; the channel sees my answer.",
+    "persona": "The system prompt I follow in this server or channel.",
+    "persona.show": "The system prompt I follow here, and where it comes from.",
+    "persona.set": "Administrators: this server's system prompt, or one channel's (and its threads').",
+    "persona.reset": "Administrators: remove this server's system prompt, or one channel's.",
+    "channels": "Administrators: where I answer in this server.",
+    "channels.allow": "Answer in this channel (once any is allowed, only in the allowed ones).",
+    "channels.deny": "Stop answering in this channel (take it off the allowed ones).",
+    "channels.list": "The channels I answer in.",
+    "channels.reset": "Answer in every channel again.",
 }
 """What Discord shows under each slash command's name (100 characters at most)."""
 
@@ -318,6 +327,8 @@ SLASH_OPTIONS = {
     "model.name": "A model being served now.",
     "replay.id": "The id `/dead` lists.",
     "ask.question": "Your question.",
+    "persona.text": "The system prompt; {date} and {server} are filled in when I answer.",
+    "channel": "A channel of this server (its threads follow it).",
 }
 """What Discord shows for each slash command option."""
 

@@ -309,3 +309,32 @@ async def test_dms_are_answered_with_allow_dms_on_and_hinted_once_with_it_off(de
     stored = await everything_stored(deployment.redis)
     assert not [text for text in ("8080", "8081", refused["id"], again["id"]) if text in stored]
     assert "opted in" in (await deployment.ask(judy, "!optin", dm=True))[1]["content"], "commands still work in DMs"
+
+
+async def test_ask_follows_the_persona_in_force_and_is_refused_privately_where_the_bot_does_not_answer(
+    deployment: Personas,
+) -> None:
+    fake, admin, pirates = deployment.fake, deployment.admin, deployment.pirates
+    asker = await deployment.opt_in("asker")
+    persona = "Speak like a sailor of {server}."
+    said = await deployment.command(admin, f"!persona set <#{pirates}> {persona}", channel_id=pirates)
+    assert "Done" in said
+    try:
+        handle = await fake.invoke_command(asker, "ask", {"question": "ahoy?"}, channel_id=pirates)
+        await handle.wait_until(lambda h: bool(h.original and h.original["content"]), what="an answer", timeout=60)
+        prompt = deployment.prompt_of({"id": handle.id})
+        assert "Speak like a sailor of Fake Guild." in prompt and DEFAULT_PROMPT not in prompt
+    finally:
+        await deployment.command(admin, f"!persona reset <#{pirates}>", channel_id=pirates)
+    gated, allowed = deployment.gated, deployment.gated_other
+    assert "Done" in await deployment.command(admin, f"!channels allow <#{allowed}>", channel_id=gated)
+    try:
+        refused = await fake.invoke_command(asker, "ask", {"question": "here?"}, channel_id=gated)
+        await refused.wait_until(lambda h: bool(h.followups), what="a private refusal", timeout=30)
+        [refusal] = refused.followups
+        assert refusal["content"].startswith("I don't answer in this channel") and refusal["flags"] & 64
+        assert not await deployment.redis.exists(KEYS.inflight(asker["id"]))
+        assert handle.id in recorded_prompts(deployment.prompts_file)
+        assert refused.id not in recorded_prompts(deployment.prompts_file)
+    finally:
+        await deployment.command(admin, "!channels reset", channel_id=gated)

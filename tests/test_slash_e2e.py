@@ -10,11 +10,13 @@ import json
 import signal
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from bot import texts
 from shared.conversation_ids import private_conversation
 from tests.e2e_support import keys_and_items_mentioning, wait_reply
 from tests.fake_discord.interactions import InteractionHandle
@@ -29,6 +31,8 @@ MODEL_NAME = "parrot"
 ECHO = "echo:1.0"
 """Each answer takes 1 s, its words appearing step by step (streamed every 0.25 s)."""
 COMMANDS = [
+    "persona",
+    "channels",
     "optin",
     "optout",
     "forget",
@@ -123,6 +127,7 @@ async def test_the_commands_are_synced_once_and_not_again_after_a_restart_when_u
         "dead",
         "replay",
         "model-default",
+        "channels",
     }
     assert all(option.get("autocomplete") for option in stored["model"]["options"])
     [bot] = cluster.alive("bot")
@@ -192,6 +197,33 @@ async def test_operator_commands_are_hidden_from_members_and_refused_when_run_an
         cluster, fake.add_user("boss3"), "model-default", {"name": MODEL_NAME}, admin=True
     )
     assert f"`{MODEL_NAME}` is now this server's default" in set_default
+
+
+async def test_persona_and_channels_run_their_bang_twins_privately_and_channels_is_hidden_from_members(
+    cluster: Cluster,
+) -> None:
+    fake, here = cluster.fake, cluster.fake.channel_id
+    boss, member = fake.add_user("persona-boss"), fake.add_user("persona-member")
+    persona = "You are a pirate on {server}."
+
+    async def run(user: Payload, name: str, sub: str, options: dict[str, object] | None = None, **kw: object) -> str:
+        return await private_answer(cluster, user, name, options, subcommand=sub, **kw)
+
+    assert "that is now this server's persona" in await run(boss, "persona", "set", {"text": persona}, admin=True)
+    shown_here = await run(member, "persona", "show")
+    assert "This server's persona" in shown_here and persona in shown_here
+    assert await run(member, "persona", "set", {"text": "You are a cat."}) == texts.ADMINS_ONLY
+    set_here = await run(boss, "persona", "set", {"text": "Channel voice.", "channel": here}, admin=True)
+    assert f"the persona of <#{here}>" in set_here
+    assert "Channel voice." in await run(member, "persona", "show")
+    assert "has no persona of its own any more" in await run(boss, "persona", "reset", {"channel": here}, admin=True)
+    assert "has no persona of its own any more" in await run(boss, "persona", "reset", admin=True)
+    assert "The default system prompt" in await run(member, "persona", "show")
+    with pytest.raises(PermissionError):
+        await fake.invoke_command(member, "channels", {}, subcommand="list")
+    assert f"Done: I answer in <#{here}>" in await run(boss, "channels", "allow", {"channel": here}, admin=True)
+    assert f"I answer only in <#{here}>" in await run(boss, "channels", "list", admin=True)
+    assert "the allow-list (1 channel) is gone" in await run(boss, "channels", "reset", admin=True)
 
 
 async def test_ask_streams_into_the_original_response_and_continues_in_a_follow_up(cluster: Cluster) -> None:
@@ -322,10 +354,22 @@ async def test_opting_out_mid_stream_deletes_the_partial_answer_and_keeps_nothin
     assert await redis_holds(cluster.redis, handle.token) == []
 
 
+def logged_at(log: str, text: str) -> datetime:
+    """When the first log line holding `text` was written (the logs' own timestamps)."""
+    line = next(line for line in log.splitlines() if text in line)
+    return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+
+
 async def test_an_ask_waits_behind_the_users_earlier_message_and_joins_the_same_conversation(cluster: Cluster) -> None:
     fake = cluster.fake
     [user] = await cluster.opt_in(["orderly"])
     message = await fake.send_message(user, "Hey Llama, first")
+    # The message is queued (in flight for a second: echo:1.0) before the /ask is sent: a gateway message and an
+    # interaction sent a moment apart may reach Redis in either order, and only Redis order is promised.
+    deadline = time.monotonic() + 30
+    while await cluster.redis.get(KEYS.inflight(user["id"])) != message["id"]:
+        assert time.monotonic() < deadline, "the message was not queued"
+        await asyncio.sleep(0.01)
     handle = await fake.invoke_command(user, "ask", {"question": "second"})
     await answered(cluster, handle, "echo: second")
     # One lane: the /ask waited for the message before it, and both exchanges are one conversation, in order.
@@ -336,8 +380,11 @@ async def test_an_ask_waits_behind_the_users_earlier_message_and_joins_the_same_
     assert fake.message(reply["id"])["content"] == "echo: first"
     [runner] = cluster.alive("runner")
     log = runner.log()
-    answered_first = log.index(f"job {message['id']} of user {user['id']} answered")
-    assert log.index(f"job {handle.id} of user {user['id']} claimed") > answered_first, "the /ask did not wait"
+    # By the log's clock: the runner may log its claim of the /ask a moment before it logs having completed the
+    # message (both follow the one completion script); a /ask that did not wait is claimed a whole echo earlier.
+    answered_first = logged_at(log, f"job {message['id']} of user {user['id']} answered")
+    claimed_ask = logged_at(log, f"job {handle.id} of user {user['id']} claimed")
+    assert claimed_ask >= answered_first - timedelta(seconds=0.3), "the /ask did not wait"
 
 
 async def test_ask_works_in_a_dm(cluster: Cluster) -> None:
@@ -361,5 +408,5 @@ async def test_a_failed_sync_stores_no_digest_and_is_retried_at_the_next_start(c
     fake.fail_next("PUT", r"/applications/\d+/guilds/\d+/commands", 403)
     await restart(f"could not sync the slash commands to scope {fake.guild_id}")
     assert not await cluster.redis.exists(key)
-    await restart(f"synced 13 slash commands to scope {fake.guild_id}")
+    await restart(f"synced 15 slash commands to scope {fake.guild_id}")
     assert await cluster.redis.exists(key)

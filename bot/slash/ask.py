@@ -10,7 +10,7 @@ import time
 import discord
 
 from bot import texts
-from bot.intake import MessageIntake
+from bot.intake import Destination, MessageIntake, carry_persona
 from bot.slash import REQUEST_ERRORS, failure
 from shared.conversation_ids import private_conversation
 from shared.observability.metrics import MESSAGES
@@ -50,7 +50,11 @@ class AskIntake:
                     opted_in = await self.intake.consent.is_opted_in(user_id)
                     await self._privately(interaction, texts.EMPTY_ASK if opted_in else texts.ask_needs_optin_text())
                     return
-                result = await self.intake.queue.enqueue(await self._job(interaction, question, original_id))
+                job = await self._job(interaction, question, original_id)
+                if job is None:
+                    await self._privately(interaction, self._not_here(interaction))
+                    return
+                result = await self.intake.queue.enqueue(job)
         except REDIS_DOWN_ERRORS:
             MESSAGES.labels("busy").inc()
             log.warning("Redis unreachable: told user %s to retry interaction %s", user_id, interaction.id)
@@ -67,8 +71,13 @@ class AskIntake:
         elif result.status in ("queued", "pending"):
             self.intake.accepted += 1
 
-    async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job:
-        """The job: the user's private conversation in that channel, their lane, their model, the interaction."""
+    def _not_here(self, interaction: discord.Interaction) -> str:
+        """Where the bot does not answer (shared/channel_access.py), /ask is refused privately."""
+        return texts.not_here_text([]) if interaction.guild_id else texts.no_dms_text("/")
+
+    async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job | None:
+        """The job: the user's private conversation in that channel, their lane, their model and the persona in
+        force there (read in one round trip), the interaction; None where the bot does not answer."""
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         guild_id = str(interaction.guild_id) if interaction.guild_id else None
         reference: InteractionRef = {
@@ -90,9 +99,17 @@ class AskIntake:
             "lane": user_id,
             "interaction": reference,
         }
-        route = await self.intake.models.route(user_id, guild_id)
-        if route.model is not None:
-            job["model"] = route.model
+        channel = interaction.channel or interaction.client.get_partial_messageable(
+            interaction.channel_id or 0, guild_id=interaction.guild_id
+        )
+        place = await self.intake.places.at(interaction.guild, channel)
+        destination = Destination(job["conversation"], user_id, shared=False, chooser=user_id)
+        reading = await self.intake.read(destination, place)
+        if not reading.may_speak:
+            return None
+        if reading.route.model is not None:
+            job["model"] = reading.route.model
+        carry_persona(job, reading, place)
         return job
 
     @staticmethod

@@ -52,6 +52,7 @@ class SlashCommands:
         for command in PLAIN_COMMANDS:
             self._add(self._plain(command))
         self._add_with_options()
+        self._add_server_groups()
 
     async def sync(self, redis: Redis, keys: Keys) -> list[str]:
         return await sync_commands(self.tree, redis, keys, self.commands.settings.command_guild_ids)
@@ -131,3 +132,60 @@ class SlashCommands:
                 command.guild_only = True
                 command.default_permissions = ADMINISTRATORS
             self._add(command)
+
+    def _add_server_groups(self) -> None:
+        """`/persona show|set|reset` and `/channels allow|deny|list|reset`: each builds the argument its `!` twin
+        would have, so the same code parses and checks it. `/persona` stays visible (anyone may `show`; `set` and
+        `reset` are checked when run); `/channels` is for administrators alone, so hidden from members."""
+        persona = app_commands.Group(name="persona", description=texts.SLASH_DESCRIPTIONS["persona"], guild_only=True)
+        channels = app_commands.Group(
+            name="channels",
+            description=texts.SLASH_DESCRIPTIONS["channels"],
+            guild_only=True,
+            default_permissions=ADMINISTRATORS,
+        )
+        run_persona, run_channels = self._run(Command.PERSONA), self._run(Command.CHANNELS)
+
+        @persona.command(name="show", description=texts.SLASH_DESCRIPTIONS["persona.show"])
+        async def persona_show(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, run_persona, "show")
+
+        @persona.command(name="set", description=texts.SLASH_DESCRIPTIONS["persona.set"])
+        @app_commands.describe(text=texts.SLASH_OPTIONS["persona.text"], channel=texts.SLASH_OPTIONS["channel"])
+        async def persona_set(
+            interaction: discord.Interaction, text: str, channel: discord.abc.GuildChannel | None = None
+        ) -> None:
+            await self.answer(interaction, run_persona, f"set {_mention(channel)}{text}")
+
+        @persona.command(name="reset", description=texts.SLASH_DESCRIPTIONS["persona.reset"])
+        @app_commands.describe(channel=texts.SLASH_OPTIONS["channel"])
+        async def persona_reset(
+            interaction: discord.Interaction, channel: discord.abc.GuildChannel | None = None
+        ) -> None:
+            await self.answer(interaction, run_persona, f"reset {_mention(channel)}")
+
+        @channels.command(name="allow", description=texts.SLASH_DESCRIPTIONS["channels.allow"])
+        @app_commands.describe(channel=texts.SLASH_OPTIONS["channel"])
+        async def channels_allow(interaction: discord.Interaction, channel: discord.abc.GuildChannel) -> None:
+            await self.answer(interaction, run_channels, f"allow {_mention(channel)}")
+
+        @channels.command(name="deny", description=texts.SLASH_DESCRIPTIONS["channels.deny"])
+        @app_commands.describe(channel=texts.SLASH_OPTIONS["channel"])
+        async def channels_deny(interaction: discord.Interaction, channel: discord.abc.GuildChannel) -> None:
+            await self.answer(interaction, run_channels, f"deny {_mention(channel)}")
+
+        @channels.command(name="list", description=texts.SLASH_DESCRIPTIONS["channels.list"])
+        async def channels_list(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, run_channels, "list")
+
+        @channels.command(name="reset", description=texts.SLASH_DESCRIPTIONS["channels.reset"])
+        async def channels_reset(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, run_channels, "reset")
+
+        self.tree.add_command(persona)
+        self.tree.add_command(channels)
+
+
+def _mention(channel: discord.abc.GuildChannel | None) -> str:
+    """A channel option as the `!` command reads it: its mention and a space, or nothing."""
+    return f"<#{channel.id}> " if channel is not None else ""
