@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from runner.errors import ModelLoadError, one_line
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
+from runner.weights.fusing import merge_projections
 from runner.weights.packing import pack_linear_layers
 from shared.settings import Settings
 
@@ -52,6 +53,7 @@ def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, 
         # PreTrainedModel.to is wrapped with functools.wraps(nn.Module.to), which mypy reads as unbound.
         model.to(device).eval()  # type: ignore[arg-type]
         if device == "cpu":
+            merge_projections(model)  # before packing, so each merged layer is packed once
             pack_linear_layers(model, settings.batch_size)
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None

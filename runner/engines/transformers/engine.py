@@ -22,6 +22,7 @@ from runner.engines.transformers.rolling_batch import RollingBatch
 from runner.engines.transformers.sampling import RowSampler, choose_tokens
 from runner.engines.transformers.shared_prefix import SharedPrefix, read_shared_prefix
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
+from runner.weights.fusing import MergedProjections
 from runner.weights.loading import context_tokens, eos_token_ids, load_model
 from runner.weights.packing import PackedLinear
 from shared.settings import Settings
@@ -72,6 +73,8 @@ class TransformersEngine:
         cpu = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
         if any(isinstance(module, PackedLinear) for module in model.modules()):
             cpu += " linear=onednn-packed"
+        if any(isinstance(module, MergedProjections) for module in model.modules()):
+            cpu += " projections=merged"
         dtype = str(model.dtype).removeprefix("torch.")
         self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{cpu}"
 
