@@ -193,7 +193,9 @@ class Pipeline:
             # Short blocking pops: redis-py's socket timeout would cut a long one.
             popped = await self.redis.brpop([KEYS.response], timeout=1)
             if popped is not None:
-                answers.append(decode_response(popped[1]))
+                response = decode_response(popped[1])
+                if response["kind"] not in ("started", "partial"):  # the updater's notices, not answers
+                    answers.append(response)
         elapsed = time.perf_counter() - started
         assert {a["job_id"] for a in answers} == {j["id"] for j in jobs}
         assert all(a["kind"] == "answer" for a in answers), answers
