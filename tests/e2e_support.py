@@ -77,3 +77,22 @@ class Deployment:
     async def ask(self, user: Payload, text: str, **options: object) -> tuple[Payload, Payload]:
         message = await self.fake.send_message(user, text, **options)  # type: ignore[arg-type]
         return message, await wait_reply(self.fake, message["id"])
+
+    async def command(self, user: Payload, text: str, **options: object) -> str:
+        """The text of the bot's reply to `text` (a command, usually)."""
+        return str((await self.ask(user, text, **options))[1]["content"])
+
+    async def open_thread(self, starter: Payload, topic: str, channel_id: str | None = None) -> str:
+        """`!chat topic` in `channel_id` (the fake's default channel if None): the shared thread's id, once the
+        bot has greeted in it."""
+        before = {thread["id"] for thread in self.fake.threads}
+        options = {} if channel_id is None else {"channel_id": channel_id}
+        command = await self.fake.send_message(starter, f"!chat {topic}", **options)  # type: ignore[arg-type]
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (opened := [t for t in self.fake.threads if t["id"] not in before]):
+            assert asyncio.get_running_loop().time() < deadline, "no thread was opened"
+            await asyncio.sleep(0.02)
+        thread_id = str(opened[0]["id"])
+        assert thread_id == command["id"], "a thread opened on a message takes that message's id"
+        await self.fake.wait_for_posts(1, channel_id=thread_id)  # the greeting
+        return thread_id

@@ -33,18 +33,6 @@ class Conversations(Deployment):
     def prompt_of(self, message: Payload) -> str:
         return recorded_prompts(self.prompts_file)[message["id"]]
 
-    async def open_thread(self, starter: Payload, topic: str) -> str:
-        before = {thread["id"] for thread in self.fake.threads}
-        command = await self.fake.send_message(starter, f"!chat {topic}")
-        deadline = asyncio.get_running_loop().time() + 30
-        while not (opened := [t for t in self.fake.threads if t["id"] not in before]):
-            assert asyncio.get_running_loop().time() < deadline, "no thread was opened"
-            await asyncio.sleep(0.02)
-        thread_id = str(opened[0]["id"])
-        assert thread_id == command["id"], "a thread opened on a message takes that message's id"
-        await self.fake.wait_for_posts(1, channel_id=thread_id)  # the greeting
-        return thread_id
-
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def deployment(

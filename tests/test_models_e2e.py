@@ -29,20 +29,6 @@ class Models(Deployment):
     admin: Payload
     other_guild_channel: str
 
-    async def command(self, user: Payload, text: str, **options: object) -> str:
-        return str((await self.ask(user, text, **options))[1]["content"])
-
-    async def open_thread(self, starter: Payload, topic: str) -> str:
-        before = {thread["id"] for thread in self.fake.threads}
-        await self.fake.send_message(starter, f"!chat {topic}")
-        deadline = time.monotonic() + 30
-        while not (opened := [t for t in self.fake.threads if t["id"] not in before]):
-            assert time.monotonic() < deadline, "no thread was opened"
-            await asyncio.sleep(0.02)
-        thread_id = str(opened[0]["id"])
-        await self.fake.wait_for_posts(1, channel_id=thread_id)  # the greeting
-        return thread_id
-
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def deployment(

@@ -45,23 +45,9 @@ class Personas(Deployment):
     def prompt_of(self, message: Payload) -> str:
         return recorded_prompts(self.prompts_file)[message["id"]]
 
-    async def command(self, user: Payload, text: str, **options: object) -> str:
-        return str((await self.ask(user, text, **options))[1]["content"])
-
     async def asked_prompt(self, user: Payload, text: str, **options: object) -> str:
         message, _ = await self.ask(user, text, **options)
         return self.prompt_of(message)
-
-    async def open_thread(self, starter: Payload, topic: str, channel_id: str) -> str:
-        before = {thread["id"] for thread in self.fake.threads}
-        await self.fake.send_message(starter, f"!chat {topic}", channel_id=channel_id)
-        deadline = asyncio.get_running_loop().time() + 30
-        while not (opened := [t for t in self.fake.threads if t["id"] not in before]):
-            assert asyncio.get_running_loop().time() < deadline, "no thread was opened"
-            await asyncio.sleep(0.02)
-        thread_id = str(opened[0]["id"])
-        await self.fake.wait_for_posts(1, channel_id=thread_id)  # the greeting
-        return thread_id
 
     async def user_thread(self, user: Payload, channel_id: str) -> str:
         """A thread a user opened (not a shared one): a channel of its own that follows its parent."""
