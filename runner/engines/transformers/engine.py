@@ -17,6 +17,7 @@ from transformers import DynamicCache
 
 from runner.engines.protocol import GENERATION_ERRORS, GenerationRequest, GenerationResult
 from runner.engines.transformers.admission import Row, admit
+from runner.engines.transformers.llama_decode import LlamaDecodeStep
 from runner.engines.transformers.prompt import build_prompt_ids
 from runner.engines.transformers.rolling_batch import RollingBatch
 from runner.engines.transformers.sampling import RowSampler, choose_tokens
@@ -75,6 +76,9 @@ class TransformersEngine:
             cpu += " linear=onednn-packed"
         if any(isinstance(module, MergedProjections) for module in model.modules()):
             cpu += " projections=merged"
+        self.decode_step = LlamaDecodeStep.build(model)
+        if self.decode_step is not None:
+            cpu += " decode=plain-calls"
         dtype = str(model.dtype).removeprefix("torch.")
         self.description = f"model={name} device={device} dtype={dtype} context={context_tokens}{cpu}"
 
@@ -243,6 +247,8 @@ class TransformersEngine:
         cache: DynamicCache | None,
     ) -> torch.Tensor:
         with torch.inference_mode():
+            if self.decode_step is not None and cache is not None and input_ids.shape[1] == 1:
+                return self.decode_step.logits(input_ids, attention_mask, position_ids, cache).float()
             output = self.model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
