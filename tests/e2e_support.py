@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
@@ -12,7 +16,7 @@ from shared.conversation_ids import private_conversation
 from shared.keys import Keys
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
-from tests.system import System
+from tests.system import System, base_env
 
 
 def history_key(user_id: str, channel_id: str) -> str:
@@ -96,3 +100,47 @@ class Deployment:
         assert thread_id == command["id"], "a thread opened on a message takes that message's id"
         await self.fake.wait_for_posts(1, channel_id=thread_id)  # the greeting
         return thread_id
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+@asynccontextmanager
+async def running_deployment(
+    fake: FakeDiscord,
+    redis_url: str,
+    model: str,
+    log_dir: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    runners: Sequence[Mapping[str, str]] = ({},),
+    runner_module: str = "runner",
+    kind: type[D] = Deployment,  # type: ignore[assignment]
+) -> AsyncIterator[D]:
+    """Redis flushed, the fake (its guilds and channels added) started, then the runners (one per entry of
+    `runners`, each with its own extra environment), an updater and a bot, all serving; on the way out every
+    process must stop with exit code 0, and no log may hold a traceback or the Discord token."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    await redis.flushall()
+    await fake.start()
+    settings = base_env(
+        redis_url=redis_url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token, model=model
+    )
+    system = System({**settings, **(env or {})}, log_dir)
+    started = [system.start(runner_module, **extra) for extra in runners]
+    updater = system.start("updater")
+    system.start("bot")
+    try:
+        await fake.wait_identified(timeout=60)
+        for runner in started:
+            await system.wait_for_log(runner, "taking jobs", timeout=120)
+        await system.wait_for_log(updater, "posting as", timeout=60)
+        yield kind(fake, system, redis)
+    finally:
+        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
+        logs = system.logs()
+        await fake.stop()
+        await redis.aclose()
+    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
+    assert "Traceback" not in logs, logs
+    assert fake.token not in logs

@@ -15,12 +15,11 @@ from redis.asyncio import Redis
 from runner.conversation import GROUP_CONVERSATION_LINE
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.keys import Keys
-from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
+from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, running_deployment, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.recording_runner import recorded_prompts
 from tests.redis_server import RedisServer
-from tests.system import System, base_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 KEYS = Keys()
@@ -38,38 +37,22 @@ class Conversations(Deployment):
 async def deployment(
     redis_server: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Conversations]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    await redis.flushall()
     fake = FakeDiscord()
     other_channel = fake.add_text_channel("random")
-    await fake.start()
     log_dir = tmp_path_factory.mktemp("conversations")
-    env = base_env(
-        redis_url=redis_server.url,
-        api_base=fake.api_base,
-        gateway_url=fake.gateway_url,
-        token=fake.token,
-        model=str(tiny_model_dir),
-    )
     prompts_file = log_dir / "prompts.jsonl"
-    system = System({**env, "MAX_NEW_TOKENS": "8", "RECORD_PROMPTS_TO": str(prompts_file)}, log_dir)
-    runner = system.start("tests.recording_runner")
-    updater = system.start("updater")
-    system.start("bot")
-    try:
-        await fake.wait_identified(timeout=60)
-        await system.wait_for_log(runner, "taking jobs", timeout=120)
-        await system.wait_for_log(updater, "posting as", timeout=60)
-        conversations = Conversations(fake, system, redis)
+    env = {"MAX_NEW_TOKENS": "8", "RECORD_PROMPTS_TO": str(prompts_file)}
+    async with running_deployment(
+        fake,
+        redis_server.url,
+        str(tiny_model_dir),
+        log_dir,
+        env=env,
+        runner_module="tests.recording_runner",
+        kind=Conversations,
+    ) as conversations:
         conversations.prompts_file, conversations.other_channel = prompts_file, other_channel
         yield conversations
-    finally:
-        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
-        logs = system.logs()
-        await fake.stop()
-        await redis.aclose()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
-    assert "Traceback" not in logs, logs
 
 
 async def histories(redis: Redis) -> dict[str, str]:

@@ -9,15 +9,20 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
 from shared.keys import Keys
 from shared.schemas import decode_job
 from shared.settings import Settings
-from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, wait_reply
+from tests.e2e_support import (
+    Deployment,
+    history_key,
+    keys_and_items_mentioning,
+    replies_to,
+    running_deployment,
+    wait_reply,
+)
 from tests.fake_discord import FakeDiscord
 from tests.redis_server import RedisServer
-from tests.system import System, base_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 KEYS = Keys()
@@ -27,34 +32,10 @@ KEYS = Keys()
 async def deployment(
     redis_server: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Deployment]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    await redis.flushall()
-    fake = FakeDiscord()
-    await fake.start()
-    env = base_env(
-        redis_url=redis_server.url,
-        api_base=fake.api_base,
-        gateway_url=fake.gateway_url,
-        token=fake.token,
-        model=str(tiny_model_dir),
-    )
-    system = System(env, tmp_path_factory.mktemp("e2e"))
-    runner = system.start("runner")
-    updater = system.start("updater")
-    system.start("bot")
-    try:
-        await fake.wait_identified(timeout=60)
-        await system.wait_for_log(runner, "taking jobs", timeout=120)
-        await system.wait_for_log(updater, "posting as", timeout=60)
-        yield Deployment(fake, system, redis)
-    finally:
-        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
-        logs = system.logs()
-        await fake.stop()
-        await redis.aclose()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
-    assert "Traceback" not in logs, logs
-    assert fake.token not in logs
+    async with running_deployment(
+        FakeDiscord(), redis_server.url, str(tiny_model_dir), tmp_path_factory.mktemp("e2e")
+    ) as deployment:
+        yield deployment
 
 
 async def test_opted_in_user_gets_a_reply_to_their_message(deployment: Deployment) -> None:

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
 from shared.keys import Keys
-from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, wait_reply
+from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, running_deployment, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.redis_server import RedisServer
-from tests.system import System, base_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 KEYS = Keys()
@@ -34,39 +32,20 @@ class Models(Deployment):
 async def deployment(
     redis_server: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Models]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    await redis.flushall()
     fake = FakeDiscord()
     other_guild = fake.add_guild("elsewhere")
-    await fake.start()
     admin = fake.add_user("operator")
-    env = base_env(
-        redis_url=redis_server.url,
-        api_base=fake.api_base,
-        gateway_url=fake.gateway_url,
-        token=fake.token,
-        model=str(tiny_model_dir),
-    )
-    env |= {"ADMIN_USER_IDS": admin["id"], "DEFAULT_MODEL": TINY}
-    system = System(env, tmp_path_factory.mktemp("models"))
-    runners = [system.start("runner", MODEL_NAME=TINY), system.start("runner", MODEL="echo", MODEL_NAME=PARROT)]
-    updater = system.start("updater")
-    system.start("bot")
-    try:
-        await fake.wait_identified(timeout=60)
-        for runner in runners:
-            await system.wait_for_log(runner, "taking jobs", timeout=120)
-        await system.wait_for_log(updater, "posting as", timeout=60)
-        models = Models(fake, system, redis)
+    async with running_deployment(
+        fake,
+        redis_server.url,
+        str(tiny_model_dir),
+        tmp_path_factory.mktemp("models"),
+        env={"ADMIN_USER_IDS": admin["id"], "DEFAULT_MODEL": TINY},
+        runners=[{"MODEL_NAME": TINY}, {"MODEL": "echo", "MODEL_NAME": PARROT}],
+        kind=Models,
+    ) as models:
         models.admin, models.other_guild_channel = admin, fake.guild_channel(other_guild)
         yield models
-    finally:
-        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
-        logs = system.logs()
-        await fake.stop()
-        await redis.aclose()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
-    assert "Traceback" not in logs, logs
 
 
 def by_parrot(reply: Payload) -> bool:

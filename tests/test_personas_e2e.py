@@ -18,12 +18,11 @@ from runner.conversation import GROUP_CONVERSATION_LINE
 from shared.keys import Keys
 from shared.personas import PERSONA_MAX_CHARS
 from shared.settings import Settings
-from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to
+from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, running_deployment
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.recording_runner import recorded_prompts
 from tests.redis_server import RedisServer
-from tests.system import System, base_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 KEYS = Keys()
@@ -64,45 +63,28 @@ class Personas(Deployment):
 async def deployment(
     redis_server: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Personas]:
-    redis = Redis.from_url(redis_server.url, decode_responses=True)
-    await redis.flushall()
     fake = FakeDiscord()
     pirates = fake.add_text_channel("pirates")
     elsewhere = fake.guild_channel(fake.add_guild("Elsewhere"))
     gated_guild = fake.add_guild("Gated")
     gated, gated_other = fake.guild_channel(gated_guild), fake.add_text_channel("allowed", gated_guild)
-    await fake.start()
     admin = fake.add_user("operator")
     log_dir = tmp_path_factory.mktemp("personas")
-    env = base_env(
-        redis_url=redis_server.url,
-        api_base=fake.api_base,
-        gateway_url=fake.gateway_url,
-        token=fake.token,
-        model=str(tiny_model_dir),
-    )
     prompts_file = log_dir / "prompts.jsonl"
-    env |= {"MAX_NEW_TOKENS": "4", "RECORD_PROMPTS_TO": str(prompts_file), "ADMIN_USER_IDS": admin["id"]}
-    system = System(env, log_dir)
-    runner = system.start("tests.recording_runner")
-    updater = system.start("updater")
-    system.start("bot")
-    try:
-        await fake.wait_identified(timeout=60)
-        await system.wait_for_log(runner, "taking jobs", timeout=120)
-        await system.wait_for_log(updater, "posting as", timeout=60)
-        personas = Personas(fake, system, redis)
+    env = {"MAX_NEW_TOKENS": "4", "RECORD_PROMPTS_TO": str(prompts_file), "ADMIN_USER_IDS": admin["id"]}
+    async with running_deployment(
+        fake,
+        redis_server.url,
+        str(tiny_model_dir),
+        log_dir,
+        env=env,
+        runner_module="tests.recording_runner",
+        kind=Personas,
+    ) as personas:
         personas.prompts_file, personas.admin, personas.pirates = prompts_file, admin, pirates
         personas.elsewhere, personas.gated_guild = elsewhere, gated_guild
         personas.gated, personas.gated_other = gated, gated_other
         yield personas
-    finally:
-        codes = await asyncio.to_thread(system.stop_all)  # the fake keeps answering meanwhile
-        logs = system.logs()
-        await fake.stop()
-        await redis.aclose()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{logs}"
-    assert "Traceback" not in logs, logs
 
 
 async def everything_stored(redis: Redis) -> str:
@@ -217,15 +199,15 @@ async def test_with_an_allow_list_the_bot_answers_there_and_hints_once_elsewhere
 
     asked, _ = await deployment.ask(erin, "Hey Llama, in the allowed channel", channel_id=allowed)
     assert asked["id"] in recorded_prompts(deployment.prompts_file), "answered, not hinted"
-    outside, hint = await deployment.ask(erin, "Hey Llama, my secret is 4711", channel_id=gated)
+    outside, hint = await deployment.ask(erin, "Hey Llama, my secret is tamarind", channel_id=gated)
     assert hint["content"] == f"I don't answer in this channel. On this server I answer in <#{allowed}>."
-    again = await fake.send_message(erin, "Hey Llama, still here? 4712", channel_id=gated)
+    again = await fake.send_message(erin, "Hey Llama, still here? rambutan", channel_id=gated)
     await deployment.silence(again)
     assert len(replies_to(fake, outside["id"])) == 1, "one hint, no answer after it"
 
     assert not await deployment.redis.exists(history_key(erin["id"], gated)), "nothing of it is kept"
     stored = await everything_stored(deployment.redis)
-    assert not [text for text in ("4711", "4712", outside["id"], again["id"]) if text in stored]
+    assert not [text for text in ("tamarind", "rambutan", outside["id"], again["id"]) if text in stored]
     assert outside["id"] not in recorded_prompts(deployment.prompts_file), "no job was queued"
 
     stranger = fake.add_user("frankstranger")
@@ -287,13 +269,13 @@ async def test_dms_are_answered_with_allow_dms_on_and_hinted_once_with_it_off(de
     identified = fake.identify_count
     system.start("bot", ALLOW_DMS="false")
     await fake.wait_identified(timeout=60, count=identified + 1)
-    refused, hint = await deployment.ask(judy, "my DM secret is 8080", dm=True)
+    refused, hint = await deployment.ask(judy, "my DM secret is kumquat", dm=True)
     assert "don't answer direct messages" in hint["content"]
-    again = await fake.send_message(judy, "still no? 8081", dm=True)
+    again = await fake.send_message(judy, "still no? persimmon", dm=True)
     await deployment.silence(again)
     assert refused["id"] not in recorded_prompts(deployment.prompts_file)
     stored = await everything_stored(deployment.redis)
-    assert not [text for text in ("8080", "8081", refused["id"], again["id"]) if text in stored]
+    assert not [text for text in ("kumquat", "persimmon", refused["id"], again["id"]) if text in stored]
     assert "opted in" in (await deployment.ask(judy, "!optin", dm=True))[1]["content"], "commands still work in DMs"
 
 
