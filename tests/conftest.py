@@ -1,3 +1,9 @@
 """Registers the suite's fixture plugins."""
 
-pytest_plugins = ["tests.redis_fixtures", "tests.fake_discord.plugin", "tests.tiny_model", "tests.openai_server"]
+pytest_plugins = [
+    "tests.redis_fixtures",
+    "tests.fake_discord.plugin",
+    "tests.tiny_model",
+    "tests.builtin_model",
+    "tests.openai_server",
+]

@@ -1,4 +1,6 @@
-"""Which dtype a CPU gets: bfloat16 only where the CPU computes it natively, and packing that copes with both."""
+"""Which dtype a CPU gets: bfloat16 only where the CPU computes it natively, packing that copes with both, and
+bfloat16 answers that are still sensible text within their limits (float32 alone promises the same answer in any
+batch: the tests of that property pin it)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from runner.engines.choice import load_engine
+from runner.engines.protocol import generate_all
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
 from runner.weights.loading import choose_dtype
 from runner.weights.packing import PackedLinear, pack_linear_layers
+from shared.settings import Settings
+from tests.test_engine import request
 
 ZEN3 = CpuFeatures("AMD EPYC (Zen 3)", frozenset({"avx2", "fma"}))
 ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", frozenset({"avx2", "avx512f", "avx512bw", "avx512_bf16"}))
@@ -67,3 +73,31 @@ def test_on_a_cpu_with_native_bfloat16_auto_packs_bfloat16() -> None:
     assert choice.dtype == torch.bfloat16
     model = nn.Sequential(nn.Linear(64, 96)).to(choice.dtype)
     assert pack_linear_layers(model, rows_hint=16)
+
+
+@pytest.mark.builtin_model
+def test_bfloat16_answers_are_sensible_english_within_their_limits(builtin_model_cache: Path) -> None:
+    system_prompt = "You are a helpful assistant chatting in a Discord server. Answer concisely and accurately."
+    settings = Settings(
+        model="builtin",
+        device="cpu",
+        dtype="bfloat16",
+        system_prompt=system_prompt,
+        model_cache_dir=builtin_model_cache,
+    )
+    engine = load_engine(settings)
+    assert " dtype=bfloat16 " in engine.description
+    questions = {
+        "paris": ("What is the capital of France?", 16),
+        "python": ("What is Python used for?", 24),
+        "greeting": ("Hello! How are you today?", 12),
+    }
+    requests = [request(job, text, max_new_tokens=limit) for job, (text, limit) in questions.items()]
+    answers = generate_all(engine, requests)
+    for answer in answers:
+        text, limit = answer.text or "", questions[answer.job_id][1]
+        assert answer.error is None and 0 < answer.new_tokens <= limit, answer
+        words = text.split()
+        assert len(words) >= 3 and sum(word.strip(".,!?'\"").isalpha() for word in words) >= len(words) / 2, answer
+    assert "Paris" in (answers[0].text or ""), answers[0]
+    assert len({answer.text for answer in answers}) == len(answers)

@@ -46,12 +46,6 @@ def test_a_rows_result_does_not_depend_on_the_rows_beside_it() -> None:
     assert torch.equal(together, alone)
 
 
-def test_a_bfloat16_model_is_left_as_it_is(tiny_model_dir: Path) -> None:
-    model = plain_model(tiny_model_dir, torch.bfloat16)
-    assert not pack_linear_layers(model, rows_hint=16)
-    assert linear_names(model, PackedLinear) == []
-
-
 def test_the_runner_packs_on_cpu_and_answers_as_the_plain_model_does(tiny_model_dir: Path) -> None:
     engine = load_engine(tiny_settings(tiny_model_dir))
     assert isinstance(engine, TransformersEngine)
