@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, DynamicCache, PreTrainedModel, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    AutoModelForCausalLM,
+    DynamicCache,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from runner.engines.choice import load_engine
 from runner.engines.protocol import generate_all
@@ -48,7 +56,44 @@ def prefilled(model: PreTrainedModel, lengths: list[int]) -> tuple[DynamicCache,
 def test_a_step_gives_the_models_logits_and_cache_bit_for_bit(
     tiny_model_dir: Path, dtype: torch.dtype, packed: bool, lengths: list[int]
 ) -> None:
-    model = prepared_model(tiny_model_dir, dtype, packed=packed)
+    assert_same_steps(prepared_model(tiny_model_dir, dtype, packed=packed), lengths)
+
+
+def test_biases_and_llama3_rope_scaling_give_the_models_logits_too() -> None:
+    torch.manual_seed(1)
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        attention_bias=True,
+        mlp_bias=True,
+        max_position_embeddings=512,
+        initializer_range=0.5,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8,
+        },
+        attn_implementation="sdpa",
+    )
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module.bias is not None:
+                module.bias.normal_()  # biases start at zero
+    merge_projections(model)
+    assert pack_linear_layers(model, rows_hint=3)
+    assert_same_steps(model, [6, 11, 3])
+
+
+def assert_same_steps(model: PreTrainedModel, lengths: list[int]) -> None:
+    """Three decoding steps of a prefilled batch through the model's forward and through the plain calls."""
     step = LlamaDecodeStep.build(model)
     assert step is not None
     cache, mask, next_ids = prefilled(model, lengths)
