@@ -15,7 +15,7 @@ from runner.engines.protocol import generate_all
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
 from runner.weights.loading import choose_dtype
 from runner.weights.packing import PackedLinear, pack_linear_layers
-from shared.settings import Settings
+from tests.builtin_model import builtin_settings
 from tests.test_engine import request
 
 ZEN3 = CpuFeatures("AMD EPYC (Zen 3)", frozenset({"avx2", "fma"}))
@@ -77,15 +77,7 @@ def test_on_a_cpu_with_native_bfloat16_auto_packs_bfloat16() -> None:
 
 @pytest.mark.builtin_model
 def test_bfloat16_answers_are_sensible_english_within_their_limits(builtin_model_cache: Path) -> None:
-    system_prompt = "You are a helpful assistant chatting in a Discord server. Answer concisely and accurately."
-    settings = Settings(
-        model="builtin",
-        device="cpu",
-        dtype="bfloat16",
-        system_prompt=system_prompt,
-        model_cache_dir=builtin_model_cache,
-    )
-    engine = load_engine(settings)
+    engine = load_engine(builtin_settings(builtin_model_cache, dtype="bfloat16"))
     assert " dtype=bfloat16 " in engine.description
     questions = {
         "paris": ("What is the capital of France?", 16),

@@ -24,6 +24,7 @@ from runner.errors import DiagnosticError, ModelLoadError
 from runner.weights.source import ModelFiles
 from shared.schemas import Turn
 from shared.settings import Settings
+from tests.builtin_model import builtin_settings
 
 HISTORY: list[Turn] = [
     {"role": "user", "content": "The cat likes three apples."},
@@ -410,15 +411,7 @@ def test_diagnostic_fails_clearly_when_the_engine_cannot_answer(raises: bool) ->
 
 @pytest.mark.builtin_model
 def test_builtin_model_loads_from_its_converted_copy_and_answers_in_english(builtin_model_cache: Path) -> None:
-    # With the default SYSTEM_PROMPT ("You are Llama, ...") the 135M model answers this question in French.
-    system_prompt = "You are a helpful assistant chatting in a Discord server. Answer concisely and accurately."
-    settings = Settings(
-        model="builtin",
-        device="cpu",
-        max_new_tokens=24,
-        system_prompt=system_prompt,
-        model_cache_dir=builtin_model_cache,
-    )
+    settings = builtin_settings(builtin_model_cache, max_new_tokens=24)
     started = time.perf_counter()
     builtin = load_engine(settings)
     assert time.perf_counter() - started < 5.0, "the converted model should load from the cache quickly"
