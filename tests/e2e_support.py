@@ -51,19 +51,22 @@ async def keys_and_items_mentioning(redis: Redis, user_id: str) -> list[str]:
         if key.endswith(f":{user_id}"):
             found.append(key)
             continue
-        kind = await redis.type(key)
-        if kind == "list":
-            items = await redis.lrange(key, 0, -1)
-        elif kind == "set":
-            items = list(await redis.smembers(key))
-        elif kind == "zset":
-            items = await redis.zrange(key, 0, -1)
-        elif kind == "hash":
-            items = [f"{k}={v}" for k, v in (await redis.hgetall(key)).items()]
-        else:
-            items = [await redis.get(key) or ""]
-        found += [f"{key}: {item[:80]}" for item in items if user_id in item]
+        found += [f"{key}: {item[:80]}" for item in await entries(redis, key) if user_id in item]
     return found
+
+
+async def entries(redis: Redis, key: str) -> list[str]:
+    """A key's value as text: a string's value, the items of a list, set or sorted set, a hash's `field=value`s."""
+    kind = await redis.type(key)
+    if kind == "list":
+        return list(await redis.lrange(key, 0, -1))
+    if kind == "set":
+        return sorted(await redis.smembers(key))
+    if kind == "zset":
+        return list(await redis.zrange(key, 0, -1))
+    if kind == "hash":
+        return [f"{field}={value}" for field, value in (await redis.hgetall(key)).items()]
+    return [await redis.get(key) or ""]
 
 
 @dataclass

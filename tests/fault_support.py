@@ -13,7 +13,7 @@ import re
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,9 +209,14 @@ async def running_cluster(
     runners: int = 1,
     updaters: int = 1,
     redis_late: bool = False,
+    fake: FakeDiscord | None = None,
+    bots: Sequence[Mapping[str, str]] = ({},),
+    identifications: int = 1,
     **env: str,
 ) -> AsyncIterator[Cluster]:
-    """Fake Discord, bot, `runners` runners and `updaters` updaters against `server`, each ready to work.
+    """Fake Discord (`fake`, with its guilds added, if given), one bot per entry of `bots` (each with its own extra
+    environment), `runners` runners and `updaters` updaters against `server`, each ready to work once the fake
+    answered `identifications` IDENTIFYs (one per gateway shard).
 
     With `redis_late` the server is not running yet: the processes start first, each must log that it waits
     for Redis, and then the server is started. Otherwise the server's data is flushed first. On exit every
@@ -220,7 +225,7 @@ async def running_cluster(
     redis = test_client(server.url)
     if not redis_late:
         await redis.flushall()
-    fake = FakeDiscord()
+    fake = fake or FakeDiscord()
     await fake.start()
     environment = {
         **base_env(
@@ -232,14 +237,15 @@ async def running_cluster(
     cluster = Cluster(fake, System(environment, log_dir), redis, server)
     codes: dict[str, int | None] = {}
     try:
-        cluster.start("bot")
+        for extra in bots:
+            cluster.start("bot", **extra)
         starting = [cluster.start("runner") for _ in range(runners)]
         starting += [cluster.start("updater") for _ in range(updaters)]
         if redis_late:
             for process in cluster.system.processes:
                 await cluster.system.wait_for_log(process, f"waiting for Redis at {server.url}", timeout=120)
             server.start()
-        await fake.wait_identified(timeout=60)
+        await fake.wait_identified(timeout=60, count=identifications)
         for process in starting:
             await cluster.system.wait_for_log(
                 process, "taking jobs" if process.name.startswith("runner") else "posting as", timeout=120

@@ -5,7 +5,6 @@ the bot answered and what it kept."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,14 @@ from runner.conversation import GROUP_CONVERSATION_LINE
 from shared.keys import Keys
 from shared.personas import PERSONA_MAX_CHARS
 from shared.settings import Settings
-from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, running_deployment
+from tests.e2e_support import (
+    Deployment,
+    entries,
+    history_key,
+    keys_and_items_mentioning,
+    replies_to,
+    running_deployment,
+)
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.recording_runner import recorded_prompts
@@ -89,21 +95,7 @@ async def deployment(
 
 async def everything_stored(redis: Redis) -> str:
     """Every key and value in Redis, as one text to search."""
-    found = []
-    async for key in redis.scan_iter("*"):
-        kind = await redis.type(key)
-        if kind == "string":
-            value: object = await redis.get(key)
-        elif kind == "list":
-            value = await redis.lrange(key, 0, -1)
-        elif kind == "set":
-            value = sorted(await redis.smembers(key))
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1)
-        else:
-            value = await redis.hgetall(key)
-        found.append(f"{key} {json.dumps(value, ensure_ascii=False)}")
-    return "\n".join(found)
+    return "\n".join([f"{key} {' '.join(await entries(redis, key))}" async for key in redis.scan_iter("*")])
 
 
 def today() -> str:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from tests.e2e_support import replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fault_support import Cluster
 from tests.redis_server import RedisServer
-from tests.system import Process, System, base_env
+from tests.system import Process
 
 pytestmark = pytest.mark.e2e
 
@@ -40,38 +38,21 @@ class Sharded:
 
 
 @pytest_asyncio.fixture
-async def sharded(tmp_path: Path) -> AsyncIterator[Sharded]:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory)
-    server.start()
+async def sharded(redis_server: RedisServer, tmp_path: Path) -> AsyncIterator[Sharded]:
     fake = FakeDiscord()
-    await fake.start()
     guilds = [fake.add_guild("on shard 0", shard=0), fake.add_guild("on shard 1", shard=1)]
-    env = base_env(
-        redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token, model="echo"
-    )
-    env.update(HEARTBEAT_TTL_S="1", SHARD_COUNT="2")
-    cluster = Cluster(fake, System(env, tmp_path), fault_support.test_client(server.url), server)
-    codes: dict[str, int | None] = {}
-    try:
-        bots = [cluster.start("bot", SHARD_IDS="0"), cluster.start("bot", SHARD_IDS="1")]
-        await cluster.start_runner()
-        await cluster.start_updater()
-        await fake.wait_identified(count=2, timeout=60)
+    async with fault_support.running_cluster(
+        redis_server,
+        tmp_path,
+        fake=fake,
+        bots=[{"SHARD_IDS": "0"}, {"SHARD_IDS": "1"}],
+        identifications=2,
+        SHARD_COUNT="2",
+    ) as cluster:
+        bots = [process for process in cluster.system.processes if process.name.startswith("bot")]
         for bot in bots:
             await cluster.system.wait_for_log(bot, "connected to Discord", timeout=30)
         yield Sharded(cluster, bots, guilds)
-    finally:
-        for process in cluster.system.processes:
-            if process.alive():
-                os.kill(process.popen.pid, signal.SIGCONT)
-        codes = await asyncio.to_thread(cluster.system.stop_all)
-        await fake.stop()
-        await cluster.redis.aclose()
-        server.stop()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{cluster.system.logs()}"
-    cluster.check_logs()
 
 
 async def test_each_shard_queues_its_guilds_messages_once_and_consent_holds_on_both(sharded: Sharded) -> None:
@@ -151,36 +132,19 @@ async def test_a_killed_bot_process_loses_nothing_it_had_queued(sharded: Sharded
     cluster.assert_each_answered_once([*ids, after["id"]])
 
 
-async def test_shard_count_auto_holds_as_many_shards_as_discord_recommends(tmp_path: Path) -> None:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    server = RedisServer(directory)
-    server.start()
+async def test_shard_count_auto_holds_as_many_shards_as_discord_recommends(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
     fake = FakeDiscord()
     fake.recommended_shards = 2
-    await fake.start()
     guilds = [fake.add_guild("on shard 0", shard=0), fake.add_guild("on shard 1", shard=1)]
-    env = base_env(
-        redis_url=server.url, api_base=fake.api_base, gateway_url=fake.gateway_url, token=fake.token, model="echo"
-    )
-    cluster = Cluster(
-        fake, System({**env, "SHARD_COUNT": "auto"}, tmp_path), fault_support.test_client(server.url), server
-    )
-    try:
-        cluster.start("bot")
-        await cluster.start_runner()
-        await cluster.start_updater()
-        await fake.wait_identified(count=2, timeout=60)  # discord.py identifies its second shard 5 s after the first
+    # discord.py identifies its second shard 5 s after the first
+    async with fault_support.running_cluster(
+        redis_server, tmp_path, fake=fake, identifications=2, SHARD_COUNT="auto"
+    ) as cluster:
         assert ("GET", "/gateway/bot", 200) in fake.requests
         [alice] = await cluster.opt_in(["alice"])
         asked = [
             await fake.send_message(alice, "Hey Llama, hi", channel_id=fake.guild_channel(guild)) for guild in guilds
         ]
         await cluster.wait_answered([m["id"] for m in asked], timeout=30)
-    finally:
-        codes = await asyncio.to_thread(cluster.system.stop_all)
-        await fake.stop()
-        await cluster.redis.aclose()
-        server.stop()
-    assert all(code == 0 for code in codes.values()), f"exit codes {codes}\n{cluster.system.logs()}"
-    cluster.check_logs()
