@@ -149,11 +149,7 @@ def _norm(module: nn.Module) -> _Norm:
 
 
 def _linear(module: nn.Module) -> Linear | None:
-    """The layer's own computation without its module call."""
-    if type(module) is PackedLinear:
-        packed, bias = module.packed, module.bias
-        return lambda x: cast(torch.Tensor, torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], ""))
-    if type(module) is nn.Linear:
-        weight, bias = module.weight, module.bias
-        return lambda x: F.linear(x, weight, bias)
+    """The layer's own forward, called without the module-call machinery around it."""
+    if type(module) in (PackedLinear, nn.Linear):
+        return cast(Linear, module.forward)
     return None
