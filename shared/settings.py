@@ -33,7 +33,9 @@ from shared.settings_parsers import (
     ws_url,
 )
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+FLOAT16_WEIGHTS = "float16-weights"
+"""DTYPE value for a CPU: float32 arithmetic, the linear layers' weights held in float16 (half the bytes to read)."""
+DTYPES = ("auto", "float32", FLOAT16_WEIGHTS, "bfloat16", "float16")
 BUILTIN_MODEL = "builtin"
 """MODEL value (also the default) for the SmolLM2-135M-Instruct model shipped in a package."""
 ECHO_MODEL = "echo"

@@ -1,4 +1,5 @@
-"""Which dtype a CPU gets: bfloat16 only where the CPU computes it natively, packing that copes with both, and
+"""Which dtype a CPU gets: bfloat16 only where the CPU computes it natively, float32 with float16 weights where
+it has none but fbgemm can multiply by them, float32 elsewhere; packing that copes with both, and
 bfloat16 answers that are still sensible text within their limits (float32 alone promises the same answer in any
 batch: the tests of that property pin it)."""
 
@@ -12,13 +13,16 @@ from torch import nn
 
 from runner.engines.choice import load_engine
 from runner.engines.protocol import generate_all
+from runner.errors import ModelLoadError
+from runner.weights import loading
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
 from runner.weights.loading import choose_dtype
 from runner.weights.packing import PackedLinear, pack_linear_layers
 from tests.builtin_model import builtin_settings
 from tests.test_engine import request
 
-ZEN3 = CpuFeatures("AMD EPYC (Zen 3)", frozenset({"avx2", "fma"}))
+ZEN3 = CpuFeatures("AMD EPYC (Zen 3)", frozenset({"avx2", "fma", "f16c"}))
+SANDY_BRIDGE = CpuFeatures("Intel Xeon (Sandy Bridge)", frozenset({"avx"}))
 ZEN4 = CpuFeatures("AMD EPYC (Zen 4)", frozenset({"avx2", "avx512f", "avx512bw", "avx512_bf16"}))
 SKYLAKE = CpuFeatures("Intel Xeon (Skylake)", frozenset({"avx2", "avx512f", "avx512bw"}))
 SAPPHIRE = CpuFeatures("Intel Xeon (Sapphire Rapids)", frozenset({"avx2", "avx512f", "amx_bf16", "amx_tile"}))
@@ -30,6 +34,29 @@ def test_auto_picks_bfloat16_only_where_the_cpu_has_it_natively() -> None:
     # AVX-512 alone only emulates bfloat16 (torch's own check says yes there): float32 stays faster.
     assert choose_dtype("auto", "cpu", SKYLAKE).dtype == torch.float32
     assert choose_dtype("auto", "cpu", ZEN3).dtype == torch.float32
+
+
+def test_auto_gives_float16_weights_to_cpus_without_native_bfloat16_that_can_multiply_by_them() -> None:
+    zen3 = choose_dtype("auto", "cpu", ZEN3)
+    assert (zen3.dtype, zen3.float16_weights) == (torch.float32, True)
+    assert "no native bfloat16; float16 weights" in zen3.reason
+    assert not choose_dtype("auto", "cpu", ZEN4).float16_weights
+    old = choose_dtype("auto", "cpu", SANDY_BRIDGE)  # no F16C, no AVX2: fbgemm cannot
+    assert (old.dtype, old.float16_weights) == (torch.float32, False)
+
+
+def test_a_torch_without_fbgemm_keeps_float32_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loading, "float16_weights_available", lambda: False)  # as on ARM builds
+    choice = choose_dtype("auto", "cpu", ZEN3)
+    assert (choice.dtype, choice.float16_weights) == (torch.float32, False)
+
+
+def test_float16_weights_are_asked_for_by_name_on_a_cpu_only() -> None:
+    asked = choose_dtype("float16-weights", "cpu", ZEN4)
+    assert (asked.dtype, asked.float16_weights, asked.reason) == (torch.float32, True, "DTYPE=float16-weights")
+    assert not choose_dtype("float32", "cpu", ZEN3).float16_weights, "DTYPE=float32 is float32 throughout"
+    with pytest.raises(ModelLoadError, match="DTYPE=float16-weights is for a CPU; on cuda use DTYPE=float16"):
+        choose_dtype("float16-weights", "cuda", ZEN3)
 
 
 def test_the_choice_says_why_and_an_explicit_dtype_wins() -> None:

@@ -1,5 +1,6 @@
 """The decoding step in plain tensor calls: bit for bit the logits and cache of the model's own forward, padded
-batch or single row, packed or not, float32 or bfloat16; models it does not cover decode through their forward."""
+batch or single row, packed or not, float32 (also with float16 weights) or bfloat16; models it does not cover
+decode through their forward."""
 
 from __future__ import annotations
 
@@ -24,16 +25,24 @@ from runner.engines.transformers.engine import TransformersEngine
 from runner.engines.transformers.llama_decode import LlamaDecodeStep
 from runner.engines.transformers.rolling_batch import cache_states
 from runner.weights.fusing import merge_projections
+from runner.weights.half_weights import Float16WeightLinear
 from runner.weights.packing import pack_linear_layers
 from tests.test_engine import mixed_requests, tiny_settings
 
 
-def prepared_model(model_dir: Path, dtype: torch.dtype, *, packed: bool, attention: str = "sdpa") -> PreTrainedModel:
+def prepared_model(model_dir: Path, dtype: torch.dtype, *, linears: str, attention: str = "sdpa") -> PreTrainedModel:
+    """`linears`: "onednn" (packed), "float16-weights" or "torch" (nn.Linear)."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation=attention).eval()
     merge_projections(model)
-    if packed:
-        assert pack_linear_layers(model, rows_hint=3) or dtype == torch.bfloat16, "bfloat16 packs only on some CPUs"
+    if linears != "torch":
+        packed = pack_linear_layers(model, rows_hint=3, float16_weights=linears == "float16-weights")
+        assert packed or dtype == torch.bfloat16, "bfloat16 packs only on some CPUs"
+    assert has_float16_weights(model) == (linears == "float16-weights")
     return model
+
+
+def has_float16_weights(model: torch.nn.Module) -> bool:
+    return any(isinstance(module, Float16WeightLinear) for module in model.modules())
 
 
 def prefilled(model: PreTrainedModel, lengths: list[int]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
@@ -50,16 +59,26 @@ def prefilled(model: PreTrainedModel, lengths: list[int]) -> tuple[DynamicCache,
     return cache, mask, logits[:, -1:].argmax(-1)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
-@pytest.mark.parametrize("packed", [True, False], ids=["packed", "unpacked"])
+@pytest.mark.parametrize(
+    ("dtype", "linears"),
+    [
+        (torch.float32, "onednn"),
+        (torch.float32, "float16-weights"),
+        (torch.float32, "torch"),
+        (torch.bfloat16, "onednn"),
+        (torch.bfloat16, "torch"),
+    ],
+    ids=["float32-packed", "float16-weights", "float32-unpacked", "bfloat16-packed", "bfloat16-unpacked"],
+)
 @pytest.mark.parametrize("lengths", [[5, 9, 2], [7]], ids=["padded-batch", "one-row"])
 def test_a_step_gives_the_models_logits_and_cache_bit_for_bit(
-    tiny_model_dir: Path, dtype: torch.dtype, packed: bool, lengths: list[int]
+    tiny_model_dir: Path, dtype: torch.dtype, linears: str, lengths: list[int]
 ) -> None:
-    assert_same_steps(prepared_model(tiny_model_dir, dtype, packed=packed), lengths)
+    assert_same_steps(prepared_model(tiny_model_dir, dtype, linears=linears), lengths)
 
 
-def test_biases_and_llama3_rope_scaling_give_the_models_logits_too() -> None:
+@pytest.mark.parametrize("float16_weights", [False, True], ids=["packed", "float16-weights"])
+def test_biases_and_llama3_rope_scaling_give_the_models_logits_too(float16_weights: bool) -> None:
     torch.manual_seed(1)
     config = LlamaConfig(
         vocab_size=96,
@@ -88,7 +107,8 @@ def test_biases_and_llama3_rope_scaling_give_the_models_logits_too() -> None:
             if isinstance(module, torch.nn.Linear) and module.bias is not None:
                 module.bias.normal_()  # biases start at zero
     merge_projections(model)
-    assert pack_linear_layers(model, rows_hint=3)
+    assert pack_linear_layers(model, rows_hint=3, float16_weights=float16_weights)
+    assert has_float16_weights(model) == float16_weights
     assert_same_steps(model, [6, 11, 3])
 
 
@@ -128,7 +148,10 @@ def test_the_engine_decodes_with_it_and_answers_as_the_model_does(tiny_model_dir
 def test_models_it_does_not_cover_decode_through_their_forward(tiny_model_dir: Path) -> None:
     unmerged = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa")
     assert LlamaDecodeStep.build(unmerged) is None
-    assert LlamaDecodeStep.build(prepared_model(tiny_model_dir, torch.float32, packed=True, attention="eager")) is None
+    assert (
+        LlamaDecodeStep.build(prepared_model(tiny_model_dir, torch.float32, linears="onednn", attention="eager"))
+        is None
+    )
     qwen = Qwen2ForCausalLM(
         Qwen2Config(
             vocab_size=64,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+FLOAT16_WEIGHT_FLAGS = frozenset({"avx2", "fma", "f16c"})
+"""What fbgemm's float16-weight matmul needs: F16C converts the weights, AVX2 and FMA multiply in float32."""
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -24,9 +26,14 @@ class CpuFeatures:
         """The flag that gives native bfloat16, or None."""
         return next((flag for flag in NATIVE_BF16_FLAGS if flag in self.flags), None)
 
+    @property
+    def float16_weights(self) -> bool:
+        """Whether fbgemm can multiply float32 inputs by float16 weights here."""
+        return self.flags >= FLOAT16_WEIGHT_FLAGS
+
     def summary(self) -> str:
         """For start-up lines and benchmark headers: the CPU and what decides its dtype."""
-        shown = [flag for flag in ("avx2", "avx512f", *NATIVE_BF16_FLAGS) if flag in self.flags]
+        shown = [flag for flag in ("avx2", "f16c", "avx512f", *NATIVE_BF16_FLAGS) if flag in self.flags]
         return f"{self.model} ({' '.join(shown) or 'no AVX2'})"
 
 

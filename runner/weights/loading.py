@@ -12,8 +12,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 from runner.errors import ModelLoadError, one_line
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
 from runner.weights.fusing import merge_projections
+from runner.weights.half_weights import float16_weights_available
 from runner.weights.packing import pack_linear_layers
-from shared.settings import Settings
+from shared.settings import FLOAT16_WEIGHTS, Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -34,6 +35,8 @@ class DtypeChoice:
     dtype: torch.dtype
     reason: str
     """Why, for the start-up line: e.g. "auto: avx512_bf16" or "auto: no native bfloat16"."""
+    float16_weights: bool = False
+    """float32 arithmetic with the linear layers' weights held in float16 (a CPU; runner/weights/half_weights.py)."""
 
 
 def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, DtypeChoice]:
@@ -54,7 +57,7 @@ def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, 
         model.to(device).eval()  # type: ignore[arg-type]
         if device == "cpu":
             merge_projections(model)  # before packing, so each merged layer is packed once
-            pack_linear_layers(model, settings.batch_size)
+            pack_linear_layers(model, settings.batch_size, float16_weights=choice.float16_weights)
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None
     return model, tokenizer, choice
@@ -73,7 +76,12 @@ def choose_device(setting: str) -> str:
 
 def choose_dtype(setting: str, device: str, cpu: CpuFeatures | None = None) -> DtypeChoice:
     """DTYPE=auto: bfloat16 on GPUs that support it, float16 on other GPUs; on a CPU, bfloat16 where it computes
-    bfloat16 natively (AVX-512 BF16 or AMX), float32 elsewhere, where every bfloat16 matmul is emulated."""
+    bfloat16 natively (AVX-512 BF16 or AMX), elsewhere (every bfloat16 matmul emulated) float32 with float16 weights
+    where fbgemm can multiply by them, else float32."""
+    if setting == FLOAT16_WEIGHTS:
+        if device != "cpu":
+            raise ModelLoadError(f"DTYPE={FLOAT16_WEIGHTS} is for a CPU; on {device} use DTYPE=float16")
+        return DtypeChoice(torch.float32, f"DTYPE={setting}", float16_weights=True)
     if setting != "auto":
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[setting]
         return DtypeChoice(dtype, f"DTYPE={setting}")
@@ -83,10 +91,17 @@ def choose_dtype(setting: str, device: str, cpu: CpuFeatures | None = None) -> D
         return DtypeChoice(torch.float16, "auto: a GPU without bfloat16")
     if device == "mps":
         return DtypeChoice(torch.float16, "auto: Apple GPU")
-    cpu = cpu or read_cpu_features()
+    return _cpu_dtype(cpu or read_cpu_features())
+
+
+def _cpu_dtype(cpu: CpuFeatures) -> DtypeChoice:
     native = cpu.native_bf16
     if native is not None:
         return DtypeChoice(torch.bfloat16, f"auto: {cpu.summary()} has {native}")
+    if cpu.float16_weights and float16_weights_available():
+        return DtypeChoice(
+            torch.float32, f"auto: {cpu.summary()} has no native bfloat16; float16 weights", float16_weights=True
+        )
     return DtypeChoice(torch.float32, f"auto: {cpu.summary()} has no native bfloat16")
 
 

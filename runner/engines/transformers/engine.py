@@ -24,6 +24,7 @@ from runner.engines.transformers.sampling import RowSampler, choose_tokens
 from runner.engines.transformers.shared_prefix import SharedPrefix, read_shared_prefix
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
 from runner.weights.fusing import MergedProjections
+from runner.weights.half_weights import Float16WeightLinear
 from runner.weights.loading import context_tokens, eos_token_ids, load_model
 from runner.weights.packing import PackedLinear
 from shared.settings import Settings
@@ -74,6 +75,8 @@ class TransformersEngine:
         cpu = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
         if any(isinstance(module, PackedLinear) for module in model.modules()):
             cpu += " linear=onednn-packed"
+        if any(isinstance(module, Float16WeightLinear) for module in model.modules()):
+            cpu += " linear=float16-weights"
         if any(isinstance(module, MergedProjections) for module in model.modules()):
             cpu += " projections=merged"
         self.decode_step = LlamaDecodeStep.build(model)

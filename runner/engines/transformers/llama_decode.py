@@ -18,6 +18,7 @@ from transformers import DynamicCache
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer, LlamaForCausalLM, LlamaRMSNorm
 
 from runner.weights.fusing import MergedProjections
+from runner.weights.half_weights import Float16WeightLinear
 from runner.weights.packing import PackedLinear
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
@@ -150,6 +151,6 @@ def _norm(module: nn.Module) -> _Norm:
 
 def _linear(module: nn.Module) -> Linear | None:
     """The layer's own forward, called without the module-call machinery around it."""
-    if type(module) in (PackedLinear, nn.Linear):
+    if type(module) in (PackedLinear, Float16WeightLinear, nn.Linear):
         return cast(Linear, module.forward)
     return None
