@@ -1,4 +1,5 @@
-"""Whether this CPU computes bfloat16 natively: read from its flags, since torch's own checks cannot tell.
+"""Whether this CPU computes bfloat16 natively, and whether fbgemm can multiply by float16 weights here: read from
+its flags, since torch's own checks cannot tell the first.
 
 `torch.ops.mkldnn._is_mkldnn_bf16_supported()` is true on AVX-512 CPUs that only emulate bfloat16, and
 `torch.backends.cpu.get_cpu_capability()` says just "AVX512"; the flags `avx512_bf16` (Zen 4 and 5, Cooper Lake

@@ -1,15 +1,17 @@
-"""`python bench/bf16_quality.py`: what bfloat16 changes in the built-in model's answers, and what it saves.
+"""`python bench/dtype_quality.py [--dtype D ...]`: what each lighter dtype changes in the built-in model's answers
+against float32, and what it saves.
 
 Greedy answers (64 new tokens, end-of-sequence honoured) to the 16 first questions of bench/questions.json in
-float32 and in bfloat16: how many are identical, and the mean position of the first token that differs. Then
-batch-invariance, each dtype: how many answers are identical when the question is answered alone and among the
-16. Then the resident memory (VmRSS) of a process that has loaded the model in each dtype (a fresh interpreter each, as
-a runner). On a CPU without native bfloat16 the bfloat16 runs are emulated (slow) but give the same tokens.
-The last line is the summary.
+float32 and in each `--dtype` (default: bfloat16 and float16-weights): how many are identical, and the mean
+position of the first token that differs. Then batch-invariance, each dtype: how many answers are identical when
+the question is answered alone and among the 16. Then the resident memory (VmRSS) of a process that has loaded the
+model in each dtype (a fresh interpreter each, as a runner). On a CPU without native bfloat16 the bfloat16 runs
+are emulated (slow) but give the same tokens. The last line is the summary.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.cpu_features import read_cpu_features  # noqa: E402
+from shared.settings import FLOAT16_WEIGHTS  # noqa: E402
 
 ANSWERS = 16
 NEW_TOKENS = 64
@@ -67,36 +70,38 @@ def resident_mib(dtype: str) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dtype", nargs="+", default=["bfloat16", FLOAT16_WEIGHTS])
+    dtypes = ["float32", *parser.parse_args().dtype]
     print(f"CPU: {read_cpu_features().summary()}; {ANSWERS} questions, {NEW_TOKENS} new tokens, greedy")
-    texts: dict[str, list[str]] = {}
+    first_answer: dict[str, str] = {}
     together: dict[str, list[list[int]]] = {}
     alone_same: dict[str, int] = {}
-    for dtype in ("float32", "bfloat16"):
+    for dtype in dtypes:
         engine = engine_in(dtype)
-        print(engine.description)
+        print(engine.description, flush=True)
         batch = requests()
         together[dtype] = answer_tokens(engine, batch)
-        texts[dtype] = [r.text or "" for r in generate_all(engine, batch[:1])]
+        first_answer[dtype] = generate_all(engine, batch[:1])[0].text or ""
         alone = [answer_tokens(engine, [request])[0] for request in batch]
         alone_same[dtype] = sum(a == b for a, b in zip(alone, together[dtype], strict=True))
-    pairs = list(zip(together["float32"], together["bfloat16"], strict=True))
-    identical = sum(a == b for a, b in pairs)
-    firsts = [d for a, b in pairs if (d := first_difference(a, b)) is not None]
-    mean_first = sum(firsts) / len(firsts) if firsts else float("nan")
-    print(f"identical float32/bfloat16 answers: {identical} of {ANSWERS}; first differing token at {mean_first:.1f}")
-    print(
-        f"same answer alone and in a batch of {ANSWERS}: float32 {alone_same['float32']}, "
-        f"bfloat16 {alone_same['bfloat16']}"
-    )
-    print(f"question: {QUESTIONS[0]}\n  float32:  {texts['float32'][0]}\n  bfloat16: {texts['bfloat16'][0]}")
-    rss = {dtype: resident_mib(dtype) for dtype in ("float32", "bfloat16")}
-    print(f"resident memory once loaded: float32 {rss['float32']} MiB, bfloat16 {rss['bfloat16']} MiB")
-    print(
-        f"identical={identical}/{ANSWERS} first_difference_mean={mean_first:.1f} "
-        f"batch_invariant_float32={alone_same['float32']}/{ANSWERS} "
-        f"batch_invariant_bfloat16={alone_same['bfloat16']}/{ANSWERS} "
-        f"rss_mib_float32={rss['float32']} rss_mib_bfloat16={rss['bfloat16']}"
-    )
+    summary = []
+    for dtype in dtypes[1:]:
+        pairs = list(zip(together["float32"], together[dtype], strict=True))
+        identical = sum(a == b for a, b in pairs)
+        firsts = [d for a, b in pairs if (d := first_difference(a, b)) is not None]
+        mean_first = sum(firsts) / len(firsts) if firsts else float("nan")
+        print(f"identical float32/{dtype} answers: {identical} of {ANSWERS}; first differing token at {mean_first:.1f}")
+        summary.append(f"identical_{dtype}={identical}/{ANSWERS} first_difference_{dtype}={mean_first:.1f}")
+    print(f"same answer alone and in a batch of {ANSWERS}: " + ", ".join(f"{d} {alone_same[d]}" for d in dtypes))
+    print(f"question: {QUESTIONS[0]}")
+    for dtype in dtypes:
+        print(f"  {dtype}: {first_answer[dtype]}")
+    rss = {dtype: resident_mib(dtype) for dtype in dtypes}
+    print("resident memory once loaded: " + ", ".join(f"{d} {rss[d]} MiB" for d in dtypes))
+    summary += [f"batch_invariant_{d}={alone_same[d]}/{ANSWERS}" for d in dtypes]
+    summary += [f"rss_mib_{d}={rss[d]}" for d in dtypes]
+    print(" ".join(summary))
 
 
 if __name__ == "__main__":
