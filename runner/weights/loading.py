@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from runner.errors import ModelLoadError, one_line
 from runner.weights.cpu_features import CpuFeatures, read_cpu_features
+from runner.weights.freed_memory import return_freed_memory
 from runner.weights.fusing import merge_projections
 from runner.weights.half_weights import float16_weights_available
 from runner.weights.packing import pack_linear_layers
@@ -58,6 +59,7 @@ def load_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, 
         if device == "cpu":
             merge_projections(model)  # before packing, so each merged layer is packed once
             pack_linear_layers(model, settings.batch_size, float16_weights=choice.float16_weights)
+            return_freed_memory()
     except (OSError, ValueError, ImportError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"MODEL {files.name} could not be loaded: {one_line(exc)}") from None
     return model, tokenizer, choice
