@@ -64,7 +64,7 @@ def pack_linear_layers(model: nn.Module, rows_hint: int, *, float16_weights: boo
         failure = _replace(model, linears, Float16WeightLinear, FLOAT16_WEIGHTS_TOLERANCE)
         if failure is None:
             return True
-        log.warning("linear layers packed in float32: float16 weights are not possible here (%s)", failure)
+        log.warning("float16 weights are not possible here (%s): the weights stay float32", failure)
     if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return False
     tolerance = TOLERANCE[linears[0][1].weight.dtype]
