@@ -3,7 +3,7 @@
 Every request is one of the Discord questions in bench/questions.json and generates exactly NEW_TOKENS tokens
 (greedy, end-of-sequence ignored), so every way does the same work:
 (a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did, on the runner's
-    own model (same dtype; on a CPU its linear layers packed for oneDNN, runner/weights/packing.py); the seed's
+    own model (same dtype; on a CPU its linear layers packed as the runner packs them, runner/weights/packing.py); the seed's
     exact configuration (float32, torch's own linear layers) is timed the same way as a second baseline;
 (b) pipeline: a real redis-server and one `python -m runner`; C users each send a question at the same moment,
     enqueued as the bot enqueues them, and the answers are read from the response list;
@@ -13,7 +13,7 @@ Every request is one of the Discord questions in bench/questions.json and genera
 (a) to (d) are each the best of ROUNDS runs, alternated (the machine's speed drifts by ~10%). The last line
 is the summary at C=16: speedup = b/a, efficiency = b/c, pipeline_over_engine = b/d, speedup_over_seed = b / the
 seed's configuration. The header names the dtype, why it was chosen, and the CPU (`DTYPE=float32 python
-bench/throughput.py` forces float32 where auto picks bfloat16).
+bench/throughput.py` forces float32 where auto picks bfloat16 or float16 weights).
 
 `--engine openai --base-url URL --model ID` measures a runner in front of an OpenAI-compatible server instead
 (bench/remote_throughput.py).
