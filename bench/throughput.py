@@ -3,8 +3,8 @@
 Every request is one of the Discord questions in bench/questions.json and generates exactly NEW_TOKENS tokens
 (greedy, end-of-sequence ignored), so every way does the same work:
 (a) sequential: transformers' `model.generate`, one request at a time, as the seed's runner did, on the runner's
-    own model (same dtype; on a CPU its linear layers packed as the runner packs them, runner/weights/packing.py); the seed's
-    exact configuration (float32, torch's own linear layers) is timed the same way as a second baseline;
+    own model (same dtype; on a CPU its linear layers packed as the runner packs them, runner/weights/packing.py);
+    the seed's exact configuration (float32, torch's own linear layers) is timed the same way as a second baseline;
 (b) pipeline: a real redis-server and one `python -m runner`; C users each send a question at the same moment,
     enqueued as the bot enqueues them, and the answers are read from the response list;
 (c) raw batch: one `model.generate` of the same C prompts, left-padded, on the runner's model: the upper bound
