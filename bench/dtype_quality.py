@@ -5,8 +5,9 @@ Greedy answers (64 new tokens, end-of-sequence honoured) to the 16 first questio
 float32 and in each `--dtype` (default: bfloat16 and float16-weights): how many are identical, and the mean
 position of the first token that differs. Then batch-invariance, each dtype: how many answers are identical when
 the question is answered alone and among the 16. Then the resident memory (VmRSS) of a process that has loaded the
-model in each dtype (a fresh interpreter each, as a runner). On a CPU without native bfloat16 the bfloat16 runs
-are emulated (slow) but give the same tokens. The last line is the summary.
+model in each dtype (a fresh interpreter each, as a runner). For each dtype, the first question whose answer
+differs is printed with both answers. On a CPU without native bfloat16 the bfloat16 runs are emulated (slow) but
+give the same tokens. The last line is the summary.
 """
 
 from __future__ import annotations
@@ -74,15 +75,15 @@ def main() -> None:
     parser.add_argument("--dtype", nargs="+", default=["bfloat16", FLOAT16_WEIGHTS])
     dtypes = ["float32", *parser.parse_args().dtype]
     print(f"CPU: {read_cpu_features().summary()}; {ANSWERS} questions, {NEW_TOKENS} new tokens, greedy")
-    first_answer: dict[str, str] = {}
+    texts: dict[str, list[str]] = {}
     together: dict[str, list[list[int]]] = {}
     alone_same: dict[str, int] = {}
     for dtype in dtypes:
         engine = engine_in(dtype)
         print(engine.description, flush=True)
         batch = requests()
-        together[dtype] = answer_tokens(engine, batch)
-        first_answer[dtype] = generate_all(engine, batch[:1])[0].text or ""
+        texts[dtype] = [result.text or "" for result in generate_all(engine, batch)]
+        together[dtype] = [engine.tokenizer.encode(text, add_special_tokens=False) for text in texts[dtype]]
         alone = [answer_tokens(engine, [request])[0] for request in batch]
         alone_same[dtype] = sum(a == b for a, b in zip(alone, together[dtype], strict=True))
     summary = []
@@ -93,10 +94,11 @@ def main() -> None:
         mean_first = sum(firsts) / len(firsts) if firsts else float("nan")
         print(f"identical float32/{dtype} answers: {identical} of {ANSWERS}; first differing token at {mean_first:.1f}")
         summary.append(f"identical_{dtype}={identical}/{ANSWERS} first_difference_{dtype}={mean_first:.1f}")
+        differing = next((i for i, (a, b) in enumerate(pairs) if a != b), None)
+        if differing is not None:
+            print(f"  first that differs: {QUESTIONS[differing]}")
+            print(f"    float32: {texts['float32'][differing]}\n    {dtype}: {texts[dtype][differing]}")
     print(f"same answer alone and in a batch of {ANSWERS}: " + ", ".join(f"{d} {alone_same[d]}" for d in dtypes))
-    print(f"question: {QUESTIONS[0]}")
-    for dtype in dtypes:
-        print(f"  {dtype}: {first_answer[dtype]}")
     rss = {dtype: resident_mib(dtype) for dtype in dtypes}
     print("resident memory once loaded: " + ", ".join(f"{d} {rss[d]} MiB" for d in dtypes))
     summary += [f"batch_invariant_{d}={alone_same[d]}/{ANSWERS}" for d in dtypes]
