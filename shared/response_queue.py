@@ -95,6 +95,10 @@ class ResponseQueue:
             opted_in = await self._redis.sismember(k.optin, claimed.response["user_id"])
         return claimed, bool(opted_in)
 
+    async def held(self, updater_id: str) -> list[str]:
+        """The payloads in this updater's list, as Redis has them."""
+        return list(await self._redis.lrange(self._keys.posting(updater_id), 0, -1))
+
     async def ack(self, updater_id: str, claimed: ClaimedResponse) -> None:
         await self._redis.lrem(self._keys.posting(updater_id), 1, claimed.raw)
 

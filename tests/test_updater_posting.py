@@ -91,3 +91,30 @@ async def test_responses_post_at_once_up_to_the_bound_and_each_users_in_order(re
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
+
+
+async def test_a_response_a_lost_claim_reply_left_in_the_updaters_list_is_posted_once(redis: Redis, keys: Keys) -> None:
+    updater = Updater(Settings(heartbeat_ttl_s=1.0), client=None, redis=redis, worker_id="u1")  # type: ignore[arg-type]
+    poster = BlockingPoster()
+    updater.poster = updater.delivery.poster = poster  # type: ignore[assignment]
+    await redis.sadd(keys.optin, "alice", "bob")
+    await redis.lpush(keys.response, response("s1", "alice"))
+    # What a claim whose reply never arrived leaves behind: the response moved into our list, and nobody told us.
+    assert await redis.lmove(keys.response, keys.posting("u1"), "RIGHT", "LEFT") is not None
+    await updater.adopt_strays(asyncio.Event())
+    await asyncio.sleep(0.05)
+    assert not poster.started, "a response seen once may be a claim whose reply is on its way: not taken yet"
+
+    await redis.lpush(keys.response, response("b1", "bob"))
+    poster.let_go("s1")
+    poster.let_go("b1")
+    running = asyncio.create_task(updater.run(asyncio.Event()))
+    try:
+        await until(lambda: sorted(poster.finished) == ["b1", "s1"], timeout_s=10)
+        await until(lambda: _is_empty(redis, keys.posting("u1")))
+        await asyncio.sleep(1.0)  # three more checks of the list: nothing is posted twice
+        assert sorted(poster.started) == ["b1", "s1"]
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running

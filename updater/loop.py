@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 import discord
 from redis.asyncio import Redis
@@ -15,6 +16,7 @@ from shared.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
 from shared.rate_limit import RequestBudget
 from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
 from shared.response_queue import ClaimedResponse, ResponseQueue
+from shared.schemas import decode_response
 from shared.settings import Settings
 from updater.acknowledgement import Acknowledgements
 from updater.delivery import Delivery
@@ -43,6 +45,11 @@ class Updater:
         # The latest response taken for each lane: the next one of that lane waits for it, so a lane's answers
         # go out in the order they were claimed even though different lanes' go out at once.
         self._latest_of_lane: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._holding: Counter[str] = Counter()
+        """The payloads of the responses being posted (a payload can be in the list twice: a counter)."""
+        self._strays: Counter[str] = Counter()
+        """Payloads in our list that no claim handed us, as of the last check."""
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._beat_and_reap()  # registers this updater, so the budget is shared before the first post
@@ -71,7 +78,7 @@ class Updater:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """Claims a response whenever fewer than `concurrency` are being posted, and posts it in a task."""
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = self._slots
         backoff = Backoff()
         while not stop.is_set():
             await slots.acquire()
@@ -86,13 +93,16 @@ class Updater:
             if claim is None:
                 slots.release()
                 continue
+            self._holding[claim[0].raw] += 1
             self._start_posting(*claim, stop, slots)
             # Let the new task send its first request before we send the next claim: keeps that off its path.
             await asyncio.sleep(0)
 
     def _start_posting(
-        self, claimed: ClaimedResponse, opted_in: bool, stop: asyncio.Event, slots: asyncio.Semaphore
+        self, claimed: ClaimedResponse, opted_in: bool | None, stop: asyncio.Event, slots: asyncio.Semaphore
     ) -> None:
+        """Posts in a task holding one of `slots` (released when it ends), after the lane's earlier responses;
+        the caller has counted `claimed` in `_holding`."""
         response = claimed.response
         # A "started" notice only acknowledges: it need not wait for the lane's earlier answers.
         lane = None if response["kind"] == "started" else response.get("lane") or response["user_id"]
@@ -105,6 +115,9 @@ class Updater:
         def finished(done: asyncio.Task[None]) -> None:
             slots.release()
             self._posting.discard(done)
+            self._holding[claimed.raw] -= 1
+            if self._holding[claimed.raw] <= 0:
+                del self._holding[claimed.raw]
             if lane and self._latest_of_lane.get(lane) is done:
                 del self._latest_of_lane[lane]
             if not done.cancelled() and (exc := done.exception()) is not None:
@@ -140,6 +153,37 @@ class Updater:
         while not stop.is_set():
             await asyncio.sleep(self.heartbeat.interval_s)
             await self._beat_and_reap()
+            if not stop.is_set():
+                with contextlib.suppress(*REDIS_DOWN_ERRORS):
+                    await self.adopt_strays(stop)
+
+    async def adopt_strays(self, stop: asyncio.Event) -> None:
+        """Posts the responses in this updater's list that no claim handed it.
+
+        A claim whose reply is lost (Redis stopping, or the connection dropping, after it moved the response)
+        leaves it in our list, where no reaper looks while we are alive: the runner's answer would never be
+        posted. One still unknown a heartbeat later is such a stray (a reply takes milliseconds); posting is
+        idempotent, so it is posted as if just claimed, its consent read again.
+        """
+        unknown = Counter(await self.responses.held(self.worker_id)) - self._holding
+        strays, self._strays = unknown & self._strays, unknown - self._strays
+        if not strays:
+            return
+        log.warning(
+            "updater %s: %d responses in its list were never handed to it (a lost reply); posting them",
+            self.worker_id,
+            strays.total(),
+        )
+        self._holding.update(strays)
+        # In a task: waiting here for a free slot would hold up the heartbeat.
+        adopting = asyncio.create_task(self._post_strays(list(strays.elements()), stop))
+        self._posting.add(adopting)
+        adopting.add_done_callback(self._posting.discard)
+
+    async def _post_strays(self, raws: list[str], stop: asyncio.Event) -> None:
+        for raw in raws:
+            await self._slots.acquire()
+            self._start_posting(ClaimedResponse(raw=raw, response=decode_response(raw)), None, stop, self._slots)
 
     async def _beat_and_reap(self) -> None:
         try:
