@@ -46,9 +46,13 @@ def requests() -> list[GenerationRequest]:
     return [GenerationRequest(f"q{i}", (), QUESTIONS[i], NEW_TOKENS, 0.0, 1.0, 1.1) for i in range(ANSWERS)]
 
 
-def answer_tokens(engine: TransformersEngine, batch: list[GenerationRequest]) -> list[list[int]]:
+def answer_texts(engine: TransformersEngine, batch: list[GenerationRequest]) -> list[str]:
+    return [result.text or "" for result in generate_all(engine, batch)]
+
+
+def tokens_of(engine: TransformersEngine, texts: list[str]) -> list[list[int]]:
     """Each answer's tokens, as the engine's tokenizer encodes its text (the engine returns text)."""
-    return [engine.tokenizer.encode(r.text or "", add_special_tokens=False) for r in generate_all(engine, batch)]
+    return [engine.tokenizer.encode(text, add_special_tokens=False) for text in texts]
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:
@@ -82,9 +86,9 @@ def main() -> None:
         engine = engine_in(dtype)
         print(engine.description, flush=True)
         batch = requests()
-        texts[dtype] = [result.text or "" for result in generate_all(engine, batch)]
-        together[dtype] = [engine.tokenizer.encode(text, add_special_tokens=False) for text in texts[dtype]]
-        alone = [answer_tokens(engine, [request])[0] for request in batch]
+        texts[dtype] = answer_texts(engine, batch)
+        together[dtype] = tokens_of(engine, texts[dtype])
+        alone = tokens_of(engine, [answer_texts(engine, [request])[0] for request in batch])
         alone_same[dtype] = sum(a == b for a, b in zip(alone, together[dtype], strict=True))
     summary = []
     for dtype in dtypes[1:]:

@@ -78,31 +78,28 @@ class Updater:
 
     async def _serve(self, stop: asyncio.Event) -> None:
         """Claims a response whenever fewer than `concurrency` are being posted, and posts it in a task."""
-        slots = self._slots
         backoff = Backoff()
         while not stop.is_set():
-            await slots.acquire()
+            await self._slots.acquire()
             try:
                 claim = await self.responses.claim_with_consent(self.worker_id)
             except REDIS_DOWN_ERRORS as exc:
-                slots.release()
+                self._slots.release()
                 log.warning("Redis unreachable (%s); retrying", type(exc).__name__)
                 await backoff.sleep()
                 continue
             backoff.reset()
             if claim is None:
-                slots.release()
+                self._slots.release()
                 continue
             self._holding[claim[0].raw] += 1
-            self._start_posting(*claim, stop, slots)
+            self._start_posting(*claim, stop)
             # Let the new task send its first request before we send the next claim: keeps that off its path.
             await asyncio.sleep(0)
 
-    def _start_posting(
-        self, claimed: ClaimedResponse, opted_in: bool | None, stop: asyncio.Event, slots: asyncio.Semaphore
-    ) -> None:
-        """Posts in a task holding one of `slots` (released when it ends), after the lane's earlier responses;
-        the caller has counted `claimed` in `_holding`."""
+    def _start_posting(self, claimed: ClaimedResponse, opted_in: bool | None, stop: asyncio.Event) -> None:
+        """Posts in a task holding one of `_slots` (taken by the caller, released when it ends), after the lane's
+        earlier responses; the caller has counted `claimed` in `_holding`."""
         response = claimed.response
         # A "started" notice only acknowledges: it need not wait for the lane's earlier answers.
         lane = None if response["kind"] == "started" else response.get("lane") or response["user_id"]
@@ -113,7 +110,7 @@ class Updater:
         self._posting.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
-            slots.release()
+            self._slots.release()
             self._posting.discard(done)
             self._holding[claimed.raw] -= 1
             if self._holding[claimed.raw] <= 0:
@@ -183,7 +180,7 @@ class Updater:
     async def _post_strays(self, raws: list[str], stop: asyncio.Event) -> None:
         for raw in raws:
             await self._slots.acquire()
-            self._start_posting(ClaimedResponse(raw=raw, response=decode_response(raw)), None, stop, self._slots)
+            self._start_posting(ClaimedResponse(raw=raw, response=decode_response(raw)), None, stop)
 
     async def _beat_and_reap(self) -> None:
         try:

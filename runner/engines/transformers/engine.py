@@ -73,11 +73,12 @@ class TransformersEngine:
         self.done: list[GenerationResult] = []
         device = model.device
         cpu = f" threads={torch.get_num_threads()}" if device.type == "cpu" else ""
-        if any(isinstance(module, PackedLinear) for module in model.modules()):
+        kinds = {type(module) for module in model.modules()}
+        if PackedLinear in kinds:
             cpu += " linear=onednn-packed"
-        if any(isinstance(module, Float16WeightLinear) for module in model.modules()):
+        if Float16WeightLinear in kinds:
             cpu += " linear=float16-weights"
-        if any(isinstance(module, MergedProjections) for module in model.modules()):
+        if MergedProjections in kinds:
             cpu += " projections=merged"
         self.decode_step = LlamaDecodeStep.build(model)
         if self.decode_step is not None:
