@@ -10,8 +10,10 @@ The last line is the summary: `overhead_p50_ms=… overhead_p99_ms=… jobs_per_
 `--metrics`: every process serves /metrics and /healthz (METRICS_PORT), and each is scraped once a second (both
 routes; Prometheus's default is every 15 s): what observability costs the pipeline.
 
-`--persona`: the latency run's server has a persona (both placeholders) and an allow-list holding its channel, so
-every job carries a persona and every message is checked against the list (what those cost the pipeline).
+`--persona`: the latency run's server has a persona (both placeholders), an allow-list holding its channel and a role
+list holding a role every user has, so every job carries a persona and every message is checked against both lists
+(what those cost the pipeline). The latency run also reports the Redis commands it took per message (all processes,
+from the server's own count): the same with and without --persona, since the lists are read with the model choice.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.personas import Personas  # noqa: E402
+from shared.role_access import RoleAccess  # noqa: E402
 from shared.schemas import Job, encode  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
@@ -184,6 +187,7 @@ class Bench:
         """Messages through the whole deployment; latency from dispatch to the reply reaching the fake."""
         await self.redis.flushall()
         fake = FakeDiscord()
+        role = fake.add_role("bench") if WITH_PERSONA else None
         await fake.start()
         try:
             system = self.system("latency", fake, BATCH_SIZE=str(CAPACITY_BATCH))
@@ -196,10 +200,15 @@ class Bench:
                 await Personas(self.redis, KEYS).set(fake.guild_id, None, BENCH_PERSONA)
                 await ChannelAccess(self.redis, KEYS, allow_dms=True).allow(fake.guild_id, fake.channel_id)
             users = [fake.add_user(f"user{i}") for i in range(USERS)]
+            if role is not None:
+                await RoleAccess(self.redis, KEYS).allow(fake.guild_id, role)
+                for user in users:
+                    fake.give_role(user, role)
             await paced(USERS, MESSAGES_PER_S, lambda i: fake.send_message(users[i], "!optin"))
             await fake.wait_for_posts(USERS, timeout=60)
             sent_at: dict[str, float] = {}
             started_at = time.monotonic()
+            commands_before = await self.commands_processed()
 
             async def send(i: int) -> None:
                 message = await fake.send_message(users[i % USERS], f"Hey llama, tell me about number {i}")
@@ -208,6 +217,7 @@ class Bench:
 
             await paced(MESSAGES, MESSAGES_PER_S, send)
             posts = await fake.wait_for_posts(USERS + MESSAGES, timeout=120)
+            commands = await self.commands_processed() - commands_before
             window = [t for t in fake._journal.request_times if t >= started_at]
             latencies = [
                 (post["_received_at"] - sent_at[ref]) * 1000
@@ -225,8 +235,13 @@ class Bench:
             "max": max(latencies),
             "reactions": sum(1 for r in fake.reactions if r[1] in sent_at),
             "peak_rps": peak_per_second(window),
+            "commands_per_message": commands / MESSAGES,
             **burst,
         }
+
+    async def commands_processed(self) -> int:
+        """Commands the Redis server has processed so far (its INFO count; script-internal calls are not in it)."""
+        return int((await self.redis.info("stats"))["total_commands_processed"])
 
     async def burst(self, fake: FakeDiscord, users: list[dict[str, object]]) -> dict[str, float]:
         """Pushes many answers at once; the updater must drain them without passing its request rate."""
@@ -300,7 +315,10 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
             else "off (METRICS_PORT unset)",
         ),
         ("latency run", f"{MESSAGES} messages from {USERS} users at {MESSAGES_PER_S:g}/s; bot + runner + updater"),
-        ("  persona", "server persona and allow-list set (--persona)" if WITH_PERSONA else "none (SYSTEM_PROMPT)"),
+        (
+            "  persona",
+            "server persona, allow-list and role list set (--persona)" if WITH_PERSONA else "none (SYSTEM_PROMPT)",
+        ),
         (
             "  pacing",
             f"1 reply (updater) + 1 reaction (bot, <= {DEFAULTS.reactions_per_s:g}/s) per message: "
@@ -310,6 +328,7 @@ def report(latency: dict[str, float], capacity: float, throughputs: dict[int, fl
         ("  answered", f"{latency['answered']:.0f} / {MESSAGES} (reactions sent: {latency['reactions']:.0f})"),
         ("  overhead p50", f"{latency['p50']:.2f} ms   (target <= 5)"),
         ("  overhead p99", f"{latency['p99']:.2f} ms   (target <= 25; max {latency['max']:.1f} ms)"),
+        ("  redis commands", f"{latency['commands_per_message']:.1f} per message (all processes)"),
         ("  peak requests", f"{latency['peak_rps']:.0f} in any 1 s window (limit {DISCORD_GLOBAL_LIMIT_PER_S})"),
         (
             "burst",

@@ -11,7 +11,8 @@ import discord.gateway
 import discord.http
 import yarl
 
-from bot.client import create_bot
+from bot.client import LlamaBot, create_bot
+from shared.discord_connect import log_discord_failures_in_one_line, log_in, wait_for_gateway
 from shared.errors import FatalStartupError
 from shared.observability.checks import redis_reachable
 from shared.observability.metrics import registry_for
@@ -32,11 +33,12 @@ def point_discord_py_at(settings: Settings) -> None:
 
 async def main(settings: Settings, stop: asyncio.Event) -> None:
     point_discord_py_at(settings)
+    log_discord_failures_in_one_line()
     health = Health()
     async with create_bot(settings) as client, serving(registry_for("bot"), health, settings.metrics_port):
         health.add("Redis", redis_reachable(client.redis))
         health.add("gateway", client.gateway_problem)
-        started = asyncio.create_task(client.start(settings.discord_token.reveal()))
+        started = asyncio.create_task(_start(client, settings.discord_token.reveal(), stop))
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -47,10 +49,14 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         log.info("stopped: accepted %d messages this run", client.accepted)
 
 
+async def _start(client: LlamaBot, token: str, stop: asyncio.Event) -> None:
+    """Logs in and connects to the gateway, waiting for Discord while it is unreachable, until `stop` is set."""
+    if await log_in(client, token, stop) and await wait_for_gateway(client, stop):
+        await client.connect()
+
+
 def _raise_startup_error(started: asyncio.Task[None]) -> None:
     exc = started.exception()
-    if isinstance(exc, discord.LoginFailure):
-        raise FatalStartupError("Discord rejected DISCORD_TOKEN (check the bot token in .env)") from None
     if isinstance(exc, discord.PrivilegedIntentsRequired):
         raise FatalStartupError(
             "the Message Content intent is off: enable it for the bot in the Discord developer portal"

@@ -9,9 +9,12 @@ from typing import Any
 import discord
 from redis.asyncio import Redis
 
+from bot.access_commands import AccessCommands
 from bot.channel_commands import ChannelCommands
 from bot.command_runner import CommandRunner
 from bot.commands import parse_command
+from bot.consent_buttons import ConsentButtons
+from bot.first_contact import ConsentPrompts, FirstContacts
 from bot.intake import MessageIntake
 from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
@@ -31,6 +34,7 @@ from shared.observability.discord_requests import request_counter
 from shared.personas import Personas
 from shared.queue_inspection import QueueInspection
 from shared.redis_client import create_redis, wait_for_redis
+from shared.role_access import RoleAccess
 from shared.served_models import LiveModels
 from shared.settings import Settings
 from shared.shared_threads import SharedThreads, drop_legacy_histories
@@ -67,8 +71,20 @@ class LlamaBot(discord.Client):
         queue = JobQueue(self.redis, self.keys, settings)
         places = Places(self.fetch_channel)
         self.access = access = ChannelAccess(self.redis, self.keys, allow_dms=settings.allow_dms)
+        # First contact: what the bot remembers of people who have not opted in lives here, in memory only.
+        contacts = FirstContacts(settings.consent_hold_s)
+        self.consent_buttons = ConsentButtons(settings.command_prefix, self.consent, contacts, self._answer_held)
+        prompts = ConsentPrompts(settings, self.outbox, contacts, self.consent_buttons.template())
         self.intake = MessageIntake(
-            settings, queue, self.consent, self.threads, self.outbox, models=self.models, access=access, places=places
+            settings,
+            queue,
+            self.consent,
+            self.threads,
+            self.outbox,
+            models=self.models,
+            access=access,
+            places=places,
+            prompts=prompts,
         )
         self.model_commands = ModelCommands(settings, self.models, queue, self.threads)
         self.commands = CommandRunner(
@@ -82,6 +98,8 @@ class LlamaBot(discord.Client):
             access=access,
             personas=PersonaCommands(settings, Personas(self.redis, self.keys), places),
             channels=ChannelCommands(settings, access),
+            access_commands=AccessCommands(settings, RoleAccess(self.redis, self.keys)),
+            contacts=contacts,
         )
         self.slash = SlashCommands(self, self.commands, AskIntake(self.intake))
         self.unavailable = UnavailableModelNotices(self, self.redis, self.keys, self.outbox, settings.command_prefix)
@@ -94,6 +112,8 @@ class LlamaBot(discord.Client):
         return self.intake.accepted
 
     async def setup_hook(self) -> None:
+        # The consent prompt's buttons answer presses on prompts sent before this process started, too.
+        self.add_view(self.consent_buttons.view())
         await wait_for_redis(self.redis, self.settings)
         await drop_legacy_histories(self.redis, self.keys)
         await self.slash.sync(self.redis, self.keys)
@@ -137,6 +157,11 @@ class LlamaBot(discord.Client):
                 await self.outbox.reply(message, text)
             return
         await self.intake.consider(message, self.user.id)
+
+    async def _answer_held(self, message: discord.Message) -> None:
+        """A message held by a consent prompt, taken in once its author pressed Opt in."""
+        if self.user is not None:
+            await self.intake.consider(message, self.user.id)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         if self.user is not None:

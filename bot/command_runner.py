@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 
 from bot import texts
+from bot.access_commands import AccessCommands
 from bot.admin import run_admin_command
 from bot.channel_commands import ChannelCommands
 from bot.chat_threads import open_chat
 from bot.commands import ADMIN_COMMANDS, Command
+from bot.first_contact import FirstContacts
 from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
@@ -39,6 +41,8 @@ class CommandRunner:
         access: ChannelAccess,
         personas: PersonaCommands,
         channels: ChannelCommands,
+        access_commands: AccessCommands,
+        contacts: FirstContacts,
     ) -> None:
         self.settings = settings
         self.consent = consent
@@ -50,6 +54,8 @@ class CommandRunner:
         self.access = access
         self.personas = personas
         self.channels = channels
+        self.access_commands = access_commands
+        self.contacts = contacts
 
     async def run(self, command: Command, invocation: Invocation) -> str | None:
         """The command's answer (None when it answered otherwise: `!chat` greets in its thread); BUSY while Redis
@@ -70,6 +76,7 @@ class CommandRunner:
             text = texts.optin_text(prefix, wake_words, await self.consent.opt_in(user_id))
         elif command is Command.OPTOUT:
             text = texts.optout_text(await self.consent.opt_out(user_id))
+            self.contacts.declined(invocation.user.id)  # no consent prompt for a day: they just said no
         elif command is Command.FORGET:
             opted_in = await self.consent.is_opted_in(user_id)
             text = texts.forget_text(opted_in, opted_in and await self.consent.forget(user_id))
@@ -85,6 +92,8 @@ class CommandRunner:
             text = await self.personas.run(invocation)
         elif command is Command.CHANNELS:
             text = await self.channels.run(invocation)
+        elif command is Command.ACCESS:
+            text = await self.access_commands.run(invocation)
         elif command in ADMIN_COMMANDS:
             text = await run_admin_command(command, invocation, self.inspection, self.settings.admin_user_ids)
         else:

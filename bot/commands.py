@@ -17,6 +17,7 @@ class Command(Enum):
     MODEL = "model"
     PERSONA = "persona"  # `show` for anyone; `set` and `reset` for administrators
     CHANNELS = "channels"  # administrators only
+    ACCESS = "access"  # administrators only
     # Operator commands: server administrators and ADMIN_USER_IDS only.
     STATS = "stats"
     DEAD = "dead"

@@ -1,6 +1,6 @@
 """Taking a message in: whether it is for the bot, which conversation and lane it belongs to, whether the bot speaks
-there, which model and persona answer it, queueing it and acknowledging it; and edits or deletions of messages that
-still wait."""
+there and to its author, which model and persona answer it, queueing it and acknowledging it (or, for someone who
+has not opted in, the consent prompt); and edits or deletions of messages that still wait."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import discord
 
 from bot import texts
+from bot.first_contact import ConsentPrompts
+from bot.first_contact_texts import answered_instead_text
 from bot.lane_locks import LaneLocks
 from bot.outbox import Outbox
 from bot.places import Places
@@ -26,6 +28,7 @@ from shared.personas import PersonaInForce, persona_fields, persona_in_force
 from shared.places import Place
 from shared.reactions import WAITING_EMOJI
 from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.role_access import role_allowed, role_fields
 from shared.schemas import Job
 from shared.settings import Settings
 from shared.shared_threads import SharedThreads
@@ -60,11 +63,19 @@ class Destination:
 @dataclass(frozen=True)
 class Reading:
     """What the one read before queueing a message found: its model, the persona in force, whether the bot speaks
-    there."""
+    there, and whether it answers its author there (the server's role list)."""
 
     route: Route
     persona: PersonaInForce
     may_speak: bool
+    answers_author: bool = True
+
+
+def roles_of(author: discord.User | discord.Member) -> tuple[list[str], bool]:
+    """(the roles a message's author holds in its server, whether they administer it); none in a DM."""
+    if not isinstance(author, discord.Member):
+        return [], False
+    return [str(role.id) for role in author.roles], author.guild_permissions.administrator
 
 
 def carry_persona(job: Job, reading: Reading, place: Place) -> None:
@@ -108,6 +119,7 @@ class MessageIntake:
         models: ModelChoices,
         access: ChannelAccess,
         places: Places,
+        prompts: ConsentPrompts,
     ) -> None:
         self.settings = settings
         self.queue = queue
@@ -117,6 +129,7 @@ class MessageIntake:
         self.consent = consent
         self.threads = threads
         self.outbox = outbox
+        self.prompts = prompts
         self.locks = LaneLocks()
         self.recent: OrderedDict[int, tuple[str, Destination]] = OrderedDict()
         self.accepted = 0
@@ -145,11 +158,26 @@ class MessageIntake:
                 await self.outbox.reply(message, texts.BUSY)
             return
         if not opted_in:
-            return  # nothing is stored, logged or answered for users who have not opted in
+            await self._newcomer_in_thread(message, bot_id)
+            return
         question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
         if question is not None:
             destination = Destination.thread(message.channel.id, starter) if shared else Destination.private(message)
             await self.take(message, question, destination, consent_checked=True)
+
+    async def _newcomer_in_thread(self, message: discord.Message, bot_id: int) -> None:
+        """Someone who has not opted in, in a thread that may be shared: prompted if they address the bot (every
+        message in a shared thread does); nothing of them is stored, logged or answered otherwise."""
+        if not self.prompts.due(message):
+            return
+        try:
+            shared, starter = await self.threads.sharing(str(message.channel.id))
+        except REDIS_DOWN_ERRORS:
+            return
+        question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
+        if question is not None:
+            destination = Destination.thread(message.channel.id, starter) if shared else Destination.private(message)
+            await self.take(message, question, destination, consent_checked=False)
 
     async def _consent_and_sharing(self, user_id: str, channel_id: int) -> tuple[bool, bool, str | None]:
         """Whether the user opted in, and (only then) whether the channel is a shared thread and who opened it."""
@@ -163,7 +191,9 @@ class MessageIntake:
         user_id = str(message.author.id)
         try:
             place = await self.places.of(message)
-            reading = await self.read(destination, place)
+            reading = await self.read(destination, place, message.author)
+            if not reading.answers_author:
+                return  # not one of the server's allowed roles: ignored, nothing stored or logged
             if not reading.may_speak:
                 await self.hint(message, place)
                 return
@@ -171,17 +201,21 @@ class MessageIntake:
                 # The enqueue script checks consent itself; only the hint needs it asked first.
                 if consent_checked or await self.consent.is_opted_in(user_id):
                     await self.outbox.reply(message, texts.EMPTY_QUESTION)
+                else:
+                    await self.prompts.offer(message)
                 return
             truncated = len(question) > self.settings.max_input_chars
             job = self.job_for(message, question[: self.settings.max_input_chars], destination, place, reading)
             result = await self.queue.enqueue(job)
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
-                reading = await self.read(destination, place)
+                reading = await self.read(destination, place, message.author)
                 result = await self.queue.enqueue(self.job_for(message, job["content"], destination, place, reading))
             MESSAGES.labels(result.status).inc()  # a count of outcomes, never of who
             if result.status == "not_opted_in":
-                return  # nothing is stored, logged or answered for users who have not opted in
+                # Nothing is stored or logged for users who have not opted in; they may get the consent prompt.
+                await self.prompts.offer(message)
+                return
             log.info("message %s from user %s: %s", message.id, user_id, result.status)
         except REDIS_DOWN_ERRORS:
             MESSAGES.labels("busy").inc()
@@ -189,13 +223,24 @@ class MessageIntake:
             await self.outbox.reply(message, texts.BUSY)
             return
         await self.acknowledge(message, result, destination, truncated)
+        unserved = reading.route.unserved_choice
+        if unserved and result.status in ("queued", "pending"):
+            note = answered_instead_text(
+                unserved, reading.route.model, self.settings.command_prefix, in_thread=destination.shared
+            )
+            await self.outbox.reply(message, note)
 
-    async def read(self, destination: Destination, place: Place) -> Reading:
-        """The model, persona and access that apply to a message, in one round trip (shared/model_choice.py)."""
-        fields = [*persona_fields(place), *access_fields(place)]
+    async def read(
+        self, destination: Destination, place: Place, author: discord.User | discord.Member | None = None
+    ) -> Reading:
+        """The model, persona and access (channel, and the author's roles) that apply to a message, in one round
+        trip (shared/model_choice.py)."""
+        roles, administrator = roles_of(author) if author is not None else ([], False)
+        fields = [*persona_fields(place), *access_fields(place), *role_fields(place, roles)]
         route, values = await self.models.route_reading(destination.chooser, place.guild_id, fields)
         speaks = may_speak(values, place, allow_dms=self.settings.allow_dms)
-        return Reading(route, persona_in_force(values, place), speaks)
+        answers = role_allowed(values, roles, administrator=administrator)
+        return Reading(route, persona_in_force(values, place), speaks, answers)
 
     async def hint(self, message: discord.Message, place: Place) -> None:
         """Tells an opted-in user, once an hour per channel, that the bot does not answer there; nothing else of the

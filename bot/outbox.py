@@ -38,6 +38,20 @@ class Outbox:
         except discord.HTTPException as exc:
             log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
 
+    async def prompt(self, message: discord.Message, text: str, view: discord.ui.View) -> discord.Message | None:
+        """A reply carrying buttons (the consent prompt), pinging nobody; None if Discord refused it (logged)."""
+        await self.messages.take()
+        try:
+            return await message.channel.send(
+                text,
+                view=view,
+                reference=message.to_reference(fail_if_not_exists=False),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as exc:
+            log.warning("could not reply to message %s: %s %s", message.id, exc.status, exc.text)
+            return None
+
     async def edit_interaction_original(self, reference: InteractionRef, text: str) -> None:
         """Edits an `/ask`'s original response (a notice while it waits); failures are logged, not raised."""
         await self.messages.take()

@@ -62,7 +62,8 @@ def help_text(prefix: str, wake_words: Sequence[str]) -> str:
         f"`{prefix}persona show` — the system prompt I follow here.\n"
         f"Administrators: `{model_default}` (this server's default model), "
         f"`{prefix}persona set|reset [#channel] [text]` (the server's or a channel's persona), "
-        f"`{prefix}channels allow|deny|list|reset [#channel]` (where I answer), `{prefix}stats` "
+        f"`{prefix}channels allow|deny|list|reset [#channel]` (where I answer), "
+        f"`{prefix}access role allow|deny|list|reset [@role]` (whom I answer), `{prefix}stats` "
         f"(queue figures), `{prefix}dead` (failed messages), `{prefix}replay <id>` (retry a failed message).\n" + slash
     )
 
@@ -86,7 +87,7 @@ def forget_text(opted_in: bool, had_history: bool) -> str:
         return "You aren't opted in, so I store nothing about you."
     if had_history:
         return "Done: I've forgotten our conversations, and your messages in shared threads."
-    return "There was no conversation to forget."
+    return "Done: there was no conversation stored to forget, and nothing I'm still answering will be kept."
 
 
 def status_text(status: WaitingStatus) -> str:
@@ -319,6 +320,12 @@ SLASH_DESCRIPTIONS = {
     "channels.deny": "Stop answering in this channel (take it off the allowed ones).",
     "channels.list": "The channels I answer in.",
     "channels.reset": "Answer in every channel again.",
+    "access": "Administrators: who I answer in this server.",
+    "access.role": "Answer only members holding certain roles.",
+    "access.role.allow": "Answer members holding this role (once any is allowed, only those).",
+    "access.role.deny": "Take this role off the allowed ones.",
+    "access.role.list": "The roles I answer.",
+    "access.role.reset": "Answer every member again.",
 }
 """What Discord shows under each slash command's name (100 characters at most)."""
 
@@ -329,6 +336,7 @@ SLASH_OPTIONS = {
     "ask.question": "Your question.",
     "persona.text": "The system prompt; {date} and {server} are filled in when I answer.",
     "channel": "A channel of this server (its threads follow it).",
+    "role": "A role of this server.",
 }
 """What Discord shows for each slash command option."""
 

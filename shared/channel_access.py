@@ -55,12 +55,12 @@ class ChannelAccess:
     async def allow(self, guild_id: str, channel_id: str) -> bool:
         """Adds the channel to the server's allow-list; False if it was on it already."""
         keys, args = [self._keys.server(guild_id)], [allow_field(channel_id), ALLOWED_COUNT_FIELD]
-        return bool(await self._scripts.allow_channel(keys=keys, args=args))
+        return bool(await self._scripts.add_allowed(keys=keys, args=args))
 
     async def deny(self, guild_id: str, channel_id: str) -> tuple[bool, int]:
         """Removes the channel from the allow-list: (whether it was on it, how many channels are left on it)."""
         keys, args = [self._keys.server(guild_id)], [allow_field(channel_id), ALLOWED_COUNT_FIELD]
-        removed, left = await self._scripts.deny_channel(keys=keys, args=args)
+        removed, left = await self._scripts.remove_allowed(keys=keys, args=args)
         return bool(removed), int(left)
 
     async def allowed(self, guild_id: str) -> list[str]:
@@ -71,7 +71,7 @@ class ChannelAccess:
     async def reset(self, guild_id: str) -> int:
         """Removes the allow-list (the bot speaks everywhere again); returns how many channels were on it."""
         keys, args = [self._keys.server(guild_id)], [ALLOW_FIELD_PREFIX, ALLOWED_COUNT_FIELD]
-        return int(await self._scripts.reset_channels(keys=keys, args=args))
+        return int(await self._scripts.reset_allowed(keys=keys, args=args))
 
     async def may_speak(self, place: Place) -> bool:
         """Whether the bot answers at `place` now (one round trip in a server; none in a DM)."""

@@ -35,8 +35,11 @@ class ConsentRegistry:
         return bool(await self._erase(self._scripts.optout, user_id, own, with_queues=True))
 
     async def forget(self, user_id: str) -> bool:
-        """Erases the user's conversations (their turns in shared ones); True if there were any turns of theirs."""
-        return bool(await self._erase(self._scripts.forget, user_id, [self._keys.conversations(user_id)]))
+        """Erases the user's conversations (their turns in shared ones), and keeps what they asked before from being
+        stored once answered; True if there were any turns of theirs."""
+        k = self._keys
+        own = [k.conversations(user_id), k.forgets(user_id), k.optin]
+        return bool(await self._erase(self._scripts.forget, user_id, own))
 
     async def _erase(self, script: AsyncScript, user_id: str, own_keys: list[str], *, with_queues: bool = False) -> int:
         """Runs an erasing script with the keys of the conversations the user's index names, read just before (and

@@ -16,6 +16,14 @@ class JobPayloadError(ValueError):
 class FatalStartupError(Exception):
     """The process cannot start; the message says why in one line and names what to fix."""
 
+    exit_code = 1
+
+
+class RejectedTokenError(FatalStartupError):
+    """A service refused a token the settings gave it: a setting to fix, so exit code 2 as for a missing one."""
+
+    exit_code = 2
+
 
 class StaleReadError(RuntimeError):
     """A script's keys, read just before it ran, kept changing under it."""

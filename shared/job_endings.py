@@ -111,6 +111,7 @@ class JobEndings:
             k.posted(job["id"]),
             k.posting_lock(job["id"]),
             k.models,
+            k.forgets(user),
             *queue_keys,
         ]
         args: list[str | int | float] = [
@@ -125,6 +126,7 @@ class JobEndings:
             now,
             conversation,
             encode(notice(job, "retract")),
+            job.get("forgets", 0),
             *queue_args,
         ]
         return keys, args

@@ -65,6 +65,7 @@ class JobQueue(JobEndings):
             k.rate(user),
             k.conversations(user),
             k.models,
+            k.forgets(user),
         ]
         if is_shared(conversation):
             keys.append(k.thread(thread_of(conversation)))

@@ -45,6 +45,11 @@ class Keys:
         when), so that the hint comes at most once an hour per channel."""
         return f"{self.prefix}hinted:{user_id}"
 
+    def forgets(self, user_id: str) -> str:
+        """How many times the user has used `!forget` (a counter, kept until `!optout`): each job carries the count
+        it was accepted under, and an exchange begun before a forget is not stored after it (complete.lua)."""
+        return f"{self.prefix}forgets:{user_id}"
+
     def user_keys(self, user_id: str) -> list[str]:
         """The keys about one user alone, besides their conversations' (what `!optout` deletes outright); the
         index of their conversations comes first."""
@@ -56,6 +61,7 @@ class Keys:
             self.rate(user_id),
             self.choice(user_id),
             self.hinted(user_id),
+            self.forgets(user_id),
         ]
 
     # Conversations and lanes (ids from shared/conversation_ids.py). A private conversation's id ends with its

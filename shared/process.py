@@ -17,7 +17,10 @@ MainFn = Callable[[Settings, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def run_process(name: str, main: MainFn, require: Iterable[str] = ()) -> int:
-    """Runs `main` until it returns or SIGTERM/SIGINT sets the stop event; returns the exit code."""
+    """Runs `main` until it returns or SIGTERM/SIGINT sets the stop event; returns the exit code.
+
+    0 after a stop, 2 for a setting to fix (missing, invalid, or a token refused), 1 for any other fatal error.
+    """
     try:
         settings = Settings.from_env(require=require)
     except SettingsError as exc:
@@ -29,7 +32,7 @@ def run_process(name: str, main: MainFn, require: Iterable[str] = ()) -> int:
         asyncio.run(_run_until_signalled(main, settings))
     except FatalStartupError as exc:
         log.error("cannot start: %s", exc)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         pass
     return 0

@@ -63,6 +63,9 @@ class Job(TypedDict):
     """Its server's name, carried with a persona only (what `{server}` is filled with)."""
     unavailable_told: NotRequired[bool]
     """Set once its user was told that its model is not served right now (told once only)."""
+    forgets: NotRequired[int]
+    """Its user's `!forget` count when Redis accepted it, set by enqueue.lua (never by the bot) once they have one;
+    absent reads as 0. Completion stores nothing of it if they have forgotten since."""
     # Sampling overrides for this job; a runner falls back to its settings for missing ones.
     max_new_tokens: NotRequired[int]
     temperature: NotRequired[float]

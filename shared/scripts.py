@@ -33,9 +33,9 @@ _SCRIPT_NAMES = (
     "mark_unavailable_told",
     "set_choice",
     "reroute",
-    "allow_channel",
-    "deny_channel",
-    "reset_channels",
+    "add_allowed",
+    "remove_allowed",
+    "reset_allowed",
     "hint_once",
 )
 
@@ -74,9 +74,9 @@ class Scripts:
     mark_unavailable_told: AsyncScript
     set_choice: AsyncScript
     reroute: AsyncScript
-    allow_channel: AsyncScript
-    deny_channel: AsyncScript
-    reset_channels: AsyncScript
+    add_allowed: AsyncScript
+    remove_allowed: AsyncScript
+    reset_allowed: AsyncScript
     hint_once: AsyncScript
 
     @classmethod

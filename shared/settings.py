@@ -189,6 +189,20 @@ class Settings:
         used_by=BOT,
     )
     allow_dms: bool = setting("ALLOW_DMS", on_off, True, "Whether the bot answers direct messages.", used_by=BOT)
+    consent_prompt: bool = setting(
+        "CONSENT_PROMPT",
+        on_off,
+        True,
+        "Whether someone who has not opted in and addresses the bot gets the Opt in / No thanks prompt.",
+        used_by=BOT,
+    )
+    consent_hold_s: float = setting(
+        "CONSENT_HOLD_S",
+        bounded(float, 0.0, 86400.0),
+        600.0,
+        "Seconds the message that prompted a consent prompt is held (in memory) for answering after Opt in.",
+        used_by=BOT,
+    )
     max_attempts: int = setting(
         "MAX_ATTEMPTS", bounded(int, 1, 100), 3, "Tries per message before it is dead-lettered.", used_by=RUNNER
     )

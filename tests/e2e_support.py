@@ -55,6 +55,11 @@ async def keys_and_items_mentioning(redis: Redis, user_id: str) -> list[str]:
     return found
 
 
+async def keys_holding(redis: Redis, text: str) -> list[str]:
+    """Every key with a value (a string, or a list/set/hash entry) that holds `text`."""
+    return [key async for key in redis.scan_iter("*") if any(text in item for item in await entries(redis, key))]
+
+
 async def entries(redis: Redis, key: str) -> list[str]:
     """A key's value as text: a string's value, the items of a list, set or sorted set, a hash's `field=value`s."""
     kind = await redis.type(key)

@@ -203,7 +203,7 @@ async def test_erasing_scripts_refuse_a_conversation_they_were_not_given(
     await consent.opt_in("1")
     await redis.sadd(keys.conversations("1"), private_conversation("a", "1"), private_conversation("b", "1"))
     scripts = Scripts.register(redis)
-    only_a = [keys.conversations("1"), keys.history(private_conversation("a", "1"))]
+    only_a = [keys.conversations("1"), keys.forgets("1"), keys.optin, keys.history(private_conversation("a", "1"))]
     assert await scripts.forget(keys=only_a, args=["1", SHARED_PREFIX, private_conversation("a", "1")]) == -1
     assert await consent.forget("1") == 0  # read afresh: both declared, neither had turns
     assert not await redis.exists(keys.conversations("1"))

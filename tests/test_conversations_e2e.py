@@ -109,7 +109,7 @@ async def test_chat_opens_a_thread_where_opted_in_people_talk_together_by_name(d
     assert "bob: I'd rather go to the mountains" in deployment.prompt_of(second)
 
 
-async def test_in_a_thread_someone_who_never_opted_in_is_ignored_and_nothing_of_theirs_is_stored(
+async def test_in_a_thread_someone_who_never_opted_in_gets_only_the_consent_prompt_and_nothing_of_theirs_is_stored(
     deployment: Conversations,
 ) -> None:
     fake = deployment.fake
@@ -119,7 +119,8 @@ async def test_in_a_thread_someone_who_never_opted_in_is_ignored_and_nothing_of_
     ignored = await fake.send_message(mallory, "Hey Llama, my secret is 9999", channel_id=thread_id)
     asked, _ = await deployment.ask(dave, "any good novels?", channel_id=thread_id)
     await asyncio.sleep(0.3)
-    assert replies_to(fake, ignored["id"]) == []
+    [prompt] = replies_to(fake, ignored["id"])
+    assert prompt["components"] and "only answer people who opted in" in prompt["content"]
     assert "9999" not in deployment.prompt_of(asked) and "mallorystranger" not in deployment.prompt_of(asked)
     assert await keys_and_items_mentioning(deployment.redis, mallory["id"]) == []
     assert "mallorystranger" not in json.dumps(await histories(deployment.redis))

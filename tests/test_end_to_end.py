@@ -72,10 +72,10 @@ async def test_mention_dm_and_reply_to_the_bot_are_answered(deployment: Deployme
         await deployment.ask(user, "tell me more", reply_to=first["id"])
 
 
-async def test_user_who_has_not_opted_in_is_ignored_and_nothing_is_stored(deployment: Deployment) -> None:
+async def test_user_who_has_not_opted_in_is_only_prompted_and_nothing_is_stored(deployment: Deployment) -> None:
     fake = deployment.fake
     bob = fake.add_user("bob")
-    ignored = [
+    prompted, unanswered, in_dm = [
         await fake.send_message(bob, "Hey Llama, what time is it?"),
         await fake.send_message(bob, f"<@{fake.bot_user['id']}> hello"),
         await fake.send_message(bob, "hello", dm=True),
@@ -83,7 +83,10 @@ async def test_user_who_has_not_opted_in_is_ignored_and_nothing_is_stored(deploy
     carol = await deployment.opt_in("carol")
     await deployment.ask(carol, "Hey Llama, are you there?")  # processed after bob's, in order
     await asyncio.sleep(0.5)
-    assert all(replies_to(fake, m["id"]) == [] for m in ignored)
+    for message in (prompted, in_dm):  # one consent prompt per channel, and no answer
+        [prompt] = replies_to(fake, message["id"])
+        assert prompt["components"] and "only answer people who opted in" in prompt["content"]
+    assert replies_to(fake, unanswered["id"]) == []
     assert await keys_and_items_mentioning(deployment.redis, bob["id"]) == []
 
 

@@ -54,7 +54,7 @@ def test_every_per_user_builder_is_in_user_keys() -> None:
         for name, fn in inspect.getmembers(Keys, inspect.isfunction)
         if list(inspect.signature(fn).parameters) == ["self", "user_id"] and name != "user_keys"
     ]
-    assert sorted(per_user) == ["choice", "conversations", "hinted", "rate", "seen"]
+    assert sorted(per_user) == ["choice", "conversations", "forgets", "hinted", "rate", "seen"]
     # A user's private lane is named after them: its keys are theirs too.
     expected = [getattr(k, name)("42") for name in per_user] + [k.inflight("42"), k.pending("42")]
     assert sorted(k.user_keys("42")) == sorted(expected)

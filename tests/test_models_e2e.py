@@ -167,3 +167,32 @@ async def test_a_message_whose_model_loses_its_last_runner_waits_its_author_is_t
     assert [r["content"] for r in replies_to(fake, waiting["id"])][1:] == ["echo: second"]
     await asked.wait_until(lambda h: (h.original or {}).get("content") == "echo: fourth", what="the answer")
     assert asked.followups == [] and not [p for p in fake.posted if "fourth" in p["content"]]
+
+
+async def test_a_message_whose_chosen_model_has_no_runner_is_answered_by_another_and_says_so(
+    deployment: Models,
+) -> None:
+    fake, system = deployment.fake, deployment.system
+    fleeting = system.start("runner", MODEL="echo", MODEL_NAME="fleeting")
+    await system.wait_for_log(fleeting, "taking jobs", timeout=60)
+    lena = await deployment.opt_in("lena")
+    assert "Done" in await deployment.command(lena, "!model fleeting")
+    fleeting.popen.terminate()
+    assert await asyncio.to_thread(fleeting.popen.wait, 30) == 0
+    deadline = time.monotonic() + 30
+    while "isn't being served" not in await deployment.command(lena, "!model"):
+        assert time.monotonic() < deadline, "the stopped runner's heartbeat never expired"
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)  # past the bot's cache of the live models (LIVE_MODELS_CACHE_S)
+
+    asked = await fake.send_message(lena, "Hey Llama, who answers me now?")
+    deadline = time.monotonic() + 60
+    while len(replies := replies_to(fake, asked["id"])) < 2:
+        assert time.monotonic() < deadline, f"wanted a note and an answer, got {replies}"
+        await asyncio.sleep(0.05)
+    [note] = [r for r in replies if "isn't being served" in r["content"]]
+    assert "`fleeting`, your chosen model," in note["content"] and f"`{TINY}` is answering instead" in note["content"]
+    assert note["_request"]["allowed_mentions"] == {"parse": []}
+    [answer] = [r for r in replies if r is not note]
+    assert not by_parrot(answer), "the default model (the tiny one) answered"
+    assert await deployment.redis.get(KEYS.choice(lena["id"])) == "fleeting", "the choice itself is kept"

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from bot import texts
 from shared.conversation_ids import private_conversation
-from tests.e2e_support import keys_and_items_mentioning, wait_reply
+from tests.e2e_support import keys_and_items_mentioning, keys_holding, wait_reply
 from tests.fake_discord.interactions import InteractionHandle
 from tests.fake_discord.state import Payload
 from tests.fault_support import KEYS, Cluster, running_cluster
@@ -33,6 +33,7 @@ ECHO = "echo:1.0"
 COMMANDS = [
     "persona",
     "channels",
+    "access",
     "optin",
     "optout",
     "forget",
@@ -128,6 +129,7 @@ async def test_the_commands_are_synced_once_and_not_again_after_a_restart_when_u
         "replay",
         "model-default",
         "channels",
+        "access",
     }
     assert all(option.get("autocomplete") for option in stored["model"]["options"])
     [bot] = cluster.alive("bot")
@@ -168,7 +170,7 @@ async def test_every_command_answers_privately_with_what_its_bang_twin_says(clus
     assert opened.startswith(f"I've opened <#{thread['id']}>")
     assert await cluster.redis.exists(KEYS.thread(str(thread["id"])))
     await fake.wait_for_posts(1, channel_id=str(thread["id"]))  # the greeting, in the thread
-    assert "There was no conversation to forget." in await private_answer(cluster, user, "forget")
+    assert "there was no conversation stored to forget" in await private_answer(cluster, user, "forget")
     assert "You're opted out" in await private_answer(cluster, user, "optout")
     assert "You weren't opted in" in await private_answer(cluster, user, "optout", dm=True)
     assert await keys_and_items_mentioning(cluster.redis, user["id"]) == []
@@ -354,6 +356,27 @@ async def test_opting_out_mid_stream_deletes_the_partial_answer_and_keeps_nothin
     assert await redis_holds(cluster.redis, handle.token) == []
 
 
+async def test_forget_while_an_ask_is_answered_keeps_nothing_of_it(cluster: Cluster) -> None:
+    fake = cluster.fake
+    [user] = await cluster.opt_in(["forgetful"])
+    await answered(cluster, await fake.invoke_command(user, "ask", {"question": "slashkept"}), "echo: slashkept")
+    words = " ".join(f"slashasked{i}" for i in range(40))
+    [runner] = cluster.alive("runner")
+    handle = await fake.invoke_command(user, "ask", {"question": words})
+    await handle.wait_until(lambda h: len(h.original_history) >= 2, what="a partial answer")
+    cluster.pause(runner)  # the answer cannot finish before the forget
+    try:
+        assert "I've forgotten our conversations" in await private_answer(cluster, user, "forget")
+    finally:
+        cluster.resume(runner)
+    await answered(cluster, handle, f"echo: {words}")
+    await cluster.wait_drained(timeout=15)
+    conversation = private_conversation(fake.channel_id, user["id"])
+    assert not await cluster.redis.exists(KEYS.history(conversation), KEYS.conversations(user["id"]))
+    for word in ("slashkept", "slashasked"):
+        assert await keys_holding(cluster.redis, word) == [], f"{word}: stored after the forget"
+
+
 def logged_at(log: str, text: str) -> datetime:
     """When the first log line holding `text` was written (the logs' own timestamps)."""
     line = next(line for line in log.splitlines() if text in line)
@@ -408,5 +431,5 @@ async def test_a_failed_sync_stores_no_digest_and_is_retried_at_the_next_start(c
     fake.fail_next("PUT", r"/applications/\d+/guilds/\d+/commands", 403)
     await restart(f"could not sync the slash commands to scope {fake.guild_id}")
     assert not await cluster.redis.exists(key)
-    await restart(f"synced 15 slash commands to scope {fake.guild_id}")
+    await restart(f"synced {len(COMMANDS)} slash commands to scope {fake.guild_id}")
     assert await cluster.redis.exists(key)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from shared.conversation_ids import private_conversation
 from shared.reactions import TAKEN_EMOJI, WAITING_EMOJI
-from tests.e2e_support import replies_to, wait_reply
+from tests.e2e_support import keys_holding, replies_to, wait_reply
 from tests.fake_discord.state import Payload
 from tests.fault_support import KEYS, Cluster, running_cluster
 from tests.redis_server import RedisServer
@@ -187,3 +188,25 @@ async def test_429s_and_500s_on_edits_still_end_with_the_final_text(cluster: Clu
     statuses = [status for method, path, status in fake.requests if method == "PATCH"]
     assert 429 in statuses and 500 in statuses, "the faults were not hit: the test proved nothing"
     assert len(replies_to(fake, question["id"])) == 1
+
+
+async def test_forget_mid_stream_posts_the_answer_and_stores_nothing_of_it_or_of_what_waited(
+    cluster: Cluster,
+) -> None:
+    fake = cluster.fake
+    [user] = await cluster.opt_in(["ivy"])
+    texts = [" ".join(f"{word}{i}" for i in range(30)) for word in ("ivyasked", "ivyqueued")]
+    question, waiting = [await fake.send_message(user, f"Hey Llama, {text}") for text in texts]
+    await wait_reply(fake, question["id"])  # the first partial is on Discord: the answer is being written
+    # Queued behind it before the forget, not after.
+    await cluster.wait_for_any_log(cluster.alive("bot"), f"message {waiting['id']} from user {user['id']}: pending")
+    await wait_reply(fake, (await fake.send_message(user, "!forget"))["id"])
+    [partial] = replies_to(fake, question["id"])
+    assert fake.message(partial["id"])["content"].endswith(STREAMING_MARKER), "the answer ended before the forget"
+    for asked, text in zip((question, waiting), texts, strict=True):
+        [reply] = await final_replies(cluster, asked)
+        assert reply["content"] == f"echo: {text}", "an answer begun before the forget is still posted"
+    conversation = private_conversation(fake.channel_id, user["id"])
+    assert not await cluster.redis.exists(KEYS.history(conversation), KEYS.conversations(user["id"]))
+    for word in ("ivyasked", "ivyqueued"):
+        assert await keys_holding(cluster.redis, word) == [], "an exchange begun before the forget was stored after it"

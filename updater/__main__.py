@@ -9,7 +9,7 @@ import sys
 import discord
 import discord.http
 
-from shared.errors import FatalStartupError
+from shared.discord_connect import log_discord_failures_in_one_line, log_in
 from shared.heartbeat import new_worker_id
 from shared.observability.checks import redis_reachable, task_running
 from shared.observability.discord_requests import request_counter
@@ -27,6 +27,7 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
     if settings.discord_api_base:
         # discord.py has no option for another API base; tests point it at a fake Discord.
         discord.http.Route.BASE = settings.discord_api_base
+    log_discord_failures_in_one_line()
     redis = create_redis(settings)
     health = Health()
     health.add("Redis", redis_reachable(redis))
@@ -43,14 +44,13 @@ async def main(settings: Settings, stop: asyncio.Event) -> None:
         discord.Client(intents=discord.Intents.none(), http_trace=request_counter("updater")) as client,
     ):
         try:
-            await client.login(settings.discord_token.reveal())
-        except discord.LoginFailure:
-            raise FatalStartupError("Discord rejected DISCORD_TOKEN (check the bot token in .env)") from None
-        if not await wait_for_redis(redis, settings, stop):
-            return
-        worker_id = new_worker_id(settings.worker_id)
-        log.info("updater %s posting as %s", worker_id, client.user)
-        try:
+            if not (
+                await log_in(client, settings.discord_token.reveal(), stop)
+                and await wait_for_redis(redis, settings, stop)
+            ):
+                return
+            worker_id = new_worker_id(settings.worker_id)
+            log.info("updater %s posting as %s", worker_id, client.user)
             updater = Updater(settings, client, redis, worker_id)
             serving_task = asyncio.create_task(updater.run(stop))
             await serving_task

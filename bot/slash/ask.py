@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 15 * 60
 """An interaction's token works for 15 minutes after the interaction was created."""
 
+NOT_AMONG_ROLES = "On this server I answer only members holding certain roles, and you hold none of them."
+
 REFUSALS = {
     "full": texts.full_text,
     "lane_full": texts.lane_full_text,
@@ -51,8 +53,8 @@ class AskIntake:
                     await self._privately(interaction, texts.EMPTY_ASK if opted_in else texts.ask_needs_optin_text())
                     return
                 job = await self._job(interaction, question, original_id)
-                if job is None:
-                    await self._privately(interaction, self._not_here(interaction))
+                if isinstance(job, str):
+                    await self._privately(interaction, job)
                     return
                 result = await self.intake.queue.enqueue(job)
         except REDIS_DOWN_ERRORS:
@@ -75,9 +77,9 @@ class AskIntake:
         """Where the bot does not answer (shared/channel_access.py), /ask is refused privately."""
         return texts.not_here_text([]) if interaction.guild_id else texts.no_dms_text("/")
 
-    async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job | None:
+    async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job | str:
         """The job: the user's private conversation in that channel, their lane, their model and the persona in
-        force there (read in one round trip), the interaction; None where the bot does not answer."""
+        force there (read in one round trip), the interaction; where the bot does not answer them, why not."""
         user_id, channel_id = str(interaction.user.id), str(interaction.channel_id)
         guild_id = str(interaction.guild_id) if interaction.guild_id else None
         reference: InteractionRef = {
@@ -104,9 +106,11 @@ class AskIntake:
         )
         place = await self.intake.places.at(interaction.guild, channel)
         destination = Destination(job["conversation"], user_id, shared=False, chooser=user_id)
-        reading = await self.intake.read(destination, place)
+        reading = await self.intake.read(destination, place, interaction.user)
+        if not reading.answers_author:
+            return NOT_AMONG_ROLES
         if not reading.may_speak:
-            return None
+            return self._not_here(interaction)
         if reading.route.model is not None:
             job["model"] = reading.route.model
         carry_persona(job, reading, place)

@@ -184,6 +184,38 @@ class SlashCommands:
 
         self.tree.add_command(persona)
         self.tree.add_command(channels)
+        self.tree.add_command(self._access_group())
+
+    def _access_group(self) -> app_commands.Group:
+        """`/access role allow|deny|list|reset`: for administrators alone, so hidden from members."""
+        access = app_commands.Group(
+            name="access",
+            description=texts.SLASH_DESCRIPTIONS["access"],
+            guild_only=True,
+            default_permissions=ADMINISTRATORS,
+        )
+        role = app_commands.Group(name="role", description=texts.SLASH_DESCRIPTIONS["access.role"], parent=access)
+        run_access = self._run(Command.ACCESS)
+
+        @role.command(name="allow", description=texts.SLASH_DESCRIPTIONS["access.role.allow"])
+        @app_commands.describe(role=texts.SLASH_OPTIONS["role"])
+        async def role_allow(interaction: discord.Interaction, role: discord.Role) -> None:
+            await self.answer(interaction, run_access, f"role allow <@&{role.id}>")
+
+        @role.command(name="deny", description=texts.SLASH_DESCRIPTIONS["access.role.deny"])
+        @app_commands.describe(role=texts.SLASH_OPTIONS["role"])
+        async def role_deny(interaction: discord.Interaction, role: discord.Role) -> None:
+            await self.answer(interaction, run_access, f"role deny <@&{role.id}>")
+
+        @role.command(name="list", description=texts.SLASH_DESCRIPTIONS["access.role.list"])
+        async def role_list(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, run_access, "role list")
+
+        @role.command(name="reset", description=texts.SLASH_DESCRIPTIONS["access.role.reset"])
+        async def role_reset(interaction: discord.Interaction) -> None:
+            await self.answer(interaction, run_access, "role reset")
+
+        return access
 
 
 def _mention(channel: discord.abc.GuildChannel | None) -> str:

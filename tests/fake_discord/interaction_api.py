@@ -14,7 +14,9 @@ from tests.fake_discord.interaction_payloads import (
     AUTOCOMPLETE_INTERACTION,
     BOT_DM_CONTEXT,
     GUILD_CONTEXT,
+    MESSAGE_COMPONENT_INTERACTION,
     command_options,
+    component_payload,
     interaction_payload,
     member_permissions,
 )
@@ -126,6 +128,49 @@ class InteractionApi:
             subcommand=subcommand,
             focused=focused_option,
         )
+
+    async def press_button(
+        self, user: Payload, message_id: str, custom_id: str, *, admin: bool = False
+    ) -> InteractionHandle:
+        """`user` presses the button `custom_id` on the bot's message `message_id` (Discord's client shows only
+        buttons the message has, so another raises LookupError); the handle records the bot's callback (4-7) and
+        what it does to the message through `@original`."""
+        world = self._world
+        user = world.users[str(user["id"])]
+        message = world.messages.get(message_id)
+        if message is None:
+            raise LookupError(f"no message {message_id}")
+        buttons = [c for row in message.get("components") or [] for c in row.get("components") or []]
+        if not any(button.get("custom_id") == custom_id for button in buttons):
+            raise LookupError(f"message {message_id} has no button {custom_id!r}; it has {buttons}")
+        interaction_id = world.ids.next()
+        token = _interaction_token(interaction_id)
+        payload = component_payload(
+            world,
+            interaction_id=interaction_id,
+            token=token,
+            custom_id=custom_id,
+            message=copy.deepcopy(message),
+            user=user,
+            admin=admin,
+        )
+        handle = InteractionHandle(
+            id=interaction_id,
+            token=token,
+            name=custom_id,
+            type=MESSAGE_COMPONENT_INTERACTION,
+            user_id=user["id"],
+            channel_id=message["channel_id"],
+            guild_id=message.get("guild_id"),
+            payload=payload,
+            _world=world,
+            _journal=self._journal,
+            message_id=message_id,
+        )
+        self._interactions.by_id[interaction_id] = handle
+        guild_id = message.get("guild_id")
+        await self._gateway.dispatch("INTERACTION_CREATE", copy.deepcopy(payload), guild_id=guild_id, intent=None)
+        return handle
 
     async def _invoke(
         self,

@@ -1,15 +1,18 @@
-"""INTERACTION_CREATE as Discord builds it for a slash command or its autocomplete: typed options, resolved data,
-the invoking member with computed permissions, the partial channel, and the token."""
+"""INTERACTION_CREATE as Discord builds it for a slash command or its autocomplete (typed options, resolved data) or
+for a button pressed on a message (its custom_id and the message): the invoking member with computed permissions,
+the partial channel, and the token."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.fake_discord.payloads import DM_CHANNEL_TYPE, THREAD_TYPES, everyone_role
+from tests.fake_discord.payloads import DM_CHANNEL_TYPE, THREAD_TYPES
 from tests.fake_discord.state import Payload, World
 
 APPLICATION_COMMAND_INTERACTION = 2
+MESSAGE_COMPONENT_INTERACTION = 3
 AUTOCOMPLETE_INTERACTION = 4
+BUTTON_COMPONENT = 2
 
 SUBCOMMAND, SUBCOMMAND_GROUP = 1, 2
 STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER = 3, 4, 5, 6, 7, 8, 9, 10
@@ -101,9 +104,8 @@ def _resolve(world: World, option_type: int, value: Any, guild_id: str | None, r
         if guild_id is not None:
             member = {**world.members[target], "permissions": str(member_permissions(world, guild_id, admin=False))}
             resolved.setdefault("members", {})[target] = member
-    elif option_type in (ROLE, MENTIONABLE) and target in world.guilds:
-        # The one role the fake models: @everyone, whose id is its guild's.
-        resolved.setdefault("roles", {})[target] = everyone_role(target, int(world.guilds[target]["permissions"]))
+    elif option_type in (ROLE, MENTIONABLE) and (found := world.role(target)) is not None:
+        resolved.setdefault("roles", {})[target] = found[1]
     else:
         raise ValueError(f"option type {option_type} with value {value!r} is not modelled by the fake")
     return target
@@ -131,13 +133,40 @@ def interaction_payload(
     channel: Payload,
     admin: bool,
 ) -> Payload:
-    """The whole INTERACTION_CREATE: `member` (with permissions) in a guild, `user` in a DM, as Discord sends it."""
-    guild_id = channel.get("guild_id")
+    """The whole INTERACTION_CREATE of a command: `member` (with permissions) in a guild, `user` in a DM."""
     data: Payload = {"id": command["id"], "name": command["name"], "type": command["type"], "options": options}
     if resolved:
         data["resolved"] = resolved
     if "guild_id" in command:
         data["guild_id"] = command["guild_id"]
+    return _envelope(world, interaction_id, token, interaction_type, data, user=user, channel=channel, admin=admin)
+
+
+def component_payload(
+    world: World, *, interaction_id: str, token: str, custom_id: str, message: Payload, user: Payload, admin: bool
+) -> Payload:
+    """The INTERACTION_CREATE of a button pressed on `message`: type 3, `data.custom_id`, and the whole message."""
+    data: Payload = {"custom_id": custom_id, "component_type": BUTTON_COMPONENT}
+    channel = world.channels[message["channel_id"]]
+    payload = _envelope(
+        world, interaction_id, token, MESSAGE_COMPONENT_INTERACTION, data, user=user, channel=channel, admin=admin
+    )
+    payload["message"] = message
+    return payload
+
+
+def _envelope(
+    world: World,
+    interaction_id: str,
+    token: str,
+    interaction_type: int,
+    data: Payload,
+    *,
+    user: Payload,
+    channel: Payload,
+    admin: bool,
+) -> Payload:
+    guild_id = channel.get("guild_id")
     payload: Payload = {
         "id": interaction_id,
         "application_id": world.bot_id,

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from tests.fake_discord.faults import ApiError, invalid_field, json_response, no_content
 from tests.fake_discord.gateway import Gateway
-from tests.fake_discord.interaction_payloads import AUTOCOMPLETE_INTERACTION
+from tests.fake_discord.interaction_payloads import AUTOCOMPLETE_INTERACTION, MESSAGE_COMPONENT_INTERACTION
 from tests.fake_discord.journal import Journal
-from tests.fake_discord.messages import check_sendable, read_body, store_files
+from tests.fake_discord.messages import check_sendable, edit_changes, read_body, store_files
 from tests.fake_discord.state import Payload, World
 
 INTERACTION_DEADLINE_SECONDS = 3.0
@@ -24,7 +24,9 @@ INTERACTION_TOKEN_TTL_SECONDS = 900.0
 """An interaction's token works for 15 minutes (then 401, code 50027)."""
 
 CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, AUTOCOMPLETE_RESULT = 4, 5, 8
-"""Callback types the fake models; 6/7 (component updates) and 9 (modal) are refused."""
+DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE = 6, 7
+"""Callback types the fake models; 6 and 7 (a button's message, updated later or now) only for a component's
+interaction, as on Discord; 9 (modal) is refused."""
 
 EPHEMERAL_FLAG = 1 << 6
 LOADING_FLAG = 1 << 7
@@ -59,6 +61,8 @@ class InteractionHandle:
     followups: list[Payload] = field(default_factory=list)
     choices: list[Payload] | None = None
     refusals: list[int] = field(default_factory=list)
+    message_id: str | None = None
+    """A component's interaction: the message whose button was pressed (its `@original`)."""
 
     @property
     def responded(self) -> bool:
@@ -190,6 +194,8 @@ class CallbackRoute:
         callback_type, data = body.get("type"), body.get("data") or {}
         autocomplete = handle.type == AUTOCOMPLETE_INTERACTION
         allowed = (AUTOCOMPLETE_RESULT,) if autocomplete else (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE)
+        if handle.type == MESSAGE_COMPONENT_INTERACTION:
+            allowed = (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE)
         if callback_type not in allowed:
             raise invalid_field("type", "INTERACTION_CALLBACK_TYPE_INVALID", "Invalid interaction callback type")
         if len(data.get("choices") or []) > MAX_CHOICES:
@@ -207,6 +213,11 @@ class CallbackRoute:
         resource: Payload = {"type": callback_type}
         if callback_type == AUTOCOMPLETE_RESULT:
             handle.choices = data.get("choices") or []
+        elif callback_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
+            # The button's message is the original: 7 edits it now, 6 leaves it for an edit of @original later.
+            handle.original_id = handle.message_id
+            if callback_type == UPDATE_MESSAGE:
+                resource["message"] = await self._update(request, handle, data, files)
         else:
             # A deferral's original is an empty "thinking" message, as ephemeral as the deferral asked.
             shown = data if callback_type == CHANNEL_MESSAGE else {}
@@ -227,3 +238,15 @@ class CallbackRoute:
             },
             "resource": resource,
         }
+
+    async def _update(
+        self, request: web.Request, handle: InteractionHandle, data: Payload, files: list[tuple[str, str, bytes]]
+    ) -> Payload:
+        """UPDATE_MESSAGE: the button's message edited as the callback says (content, components...)."""
+        message = self._world.messages.get(handle.message_id or "")
+        if message is None:
+            raise ApiError(404, 10008, "Unknown Message")
+        edited = self._world.edit_message(message["id"], edit_changes(self._world, request, message, data, files))
+        self._journal.edits.append({**data, "message_id": message["id"], "channel_id": message["channel_id"]})
+        await self._gateway.dispatch_message("MESSAGE_UPDATE", copy.deepcopy(edited))
+        return edited

@@ -24,7 +24,7 @@ MAX_CONTENT_CHARS = 2000
 NON_TEXT_PARTS = ("embeds", "attachments", "sticker_ids", "components", "poll")
 """What makes a message without text non-empty."""
 
-EDITABLE_FIELDS = ("content", "embeds", "flags")
+EDITABLE_FIELDS = ("content", "embeds", "flags", "components")
 
 UploadedFile = tuple[str, str, bytes]
 """(filename, content type, bytes) of a file sent along with a message."""
@@ -163,6 +163,7 @@ class MessageRoutes:
             nonce=nonce,
             embeds=body.get("embeds"),
             attachments=attachments,
+            components=body.get("components"),
         )
         if nonce is not None:
             world.nonces[nonce_key] = message["id"]

@@ -144,6 +144,11 @@ def everyone_role(guild_id: str, permissions: int) -> Payload:
     }
 
 
+def role_payload(role_id: str, name: str, permissions: int, position: int) -> Payload:
+    """A role of a guild, as GUILD_CREATE and resolved options carry it."""
+    return {**everyone_role(role_id, permissions), "name": name, "position": position, "mentionable": True}
+
+
 def guild_payload(
     guild: Payload,
     *,
@@ -164,7 +169,7 @@ def guild_payload(
         "large": False,
         "member_count": member_count,
         "joined_at": joined_at,
-        "roles": [everyone_role(guild["id"], guild["permissions"])],
+        "roles": [everyone_role(guild["id"], guild["permissions"]), *guild.get("roles", [])],
         "emojis": [],
         "stickers": [],
         "features": [],

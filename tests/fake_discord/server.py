@@ -19,6 +19,9 @@ from tests.fake_discord.rest import API_PREFIX, RestApi
 from tests.fake_discord.state import Payload, World
 from tests.fake_discord.threads import announce_thread, open_thread
 
+ADMINISTRATOR = 1 << 3
+"""The permission bit that gives every other."""
+
 STOP_CLOSE_CODE = 1001
 """Close code for connections still open when the fake stops ("going away")."""
 
@@ -137,6 +140,17 @@ class FakeDiscord(Controls, InteractionApi):
         ids = self._world.ids
         guild_id = ids.next() if shard is None else ids.next_on_shard(shard, shard_count)
         return str(self._world.add_guild(name, guild_id=guild_id)["id"])
+
+    def add_role(self, name: str, *, guild_id: str | None = None, administrator: bool = False) -> str:
+        """A role of a guild (the first by default); add it before the client identifies, as GUILD_CREATE carries
+        roles. An `administrator` role gives its members every permission, as on Discord."""
+        return str(
+            self._world.add_role(name, guild_id=guild_id, permissions=ADMINISTRATOR if administrator else 0)["id"]
+        )
+
+    def give_role(self, user: Payload, role_id: str) -> None:
+        """The user holds the role in its guild: their messages' `member.roles` list it from now on."""
+        self._world.give_role(str(user["id"]), role_id)
 
     def guild_channel(self, guild_id: str) -> str:
         """The "general" text channel of a guild."""

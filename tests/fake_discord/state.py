@@ -13,9 +13,11 @@ from tests.fake_discord.payloads import (
     THREAD_TYPES,
     Payload,
     dm_channel_payload,
+    everyone_role,
     guild_payload,
     member_record,
     now_iso,
+    role_payload,
     text_channel_payload,
     thread_payload,
     user_payload,
@@ -33,6 +35,7 @@ THREAD_MEMBER_COUNT_CAP = 50
 """Discord stops counting a thread's members at 50."""
 
 USER_MENTION = re.compile(r"<@!?(\d+)>")
+ROLE_MENTION = re.compile(r"<@&(\d+)>")
 
 
 @dataclass
@@ -86,6 +89,30 @@ class World:
         self.guilds[guild["id"]] = guild
         guild["channel_id"] = self.add_text_channel("general", guild_id=guild["id"])["id"]
         return guild
+
+    def add_role(self, name: str, *, guild_id: str | None = None, permissions: int = 0) -> Payload:
+        """A role of a guild (the first by default) beyond @everyone; members get it with `give_role`."""
+        guild = self.guilds[guild_id or self.guild_id]
+        roles = guild.setdefault("roles", [])
+        role = role_payload(self.ids.next(), name, permissions, position=len(roles) + 1)
+        roles.append(role)
+        return role
+
+    def role(self, role_id: str) -> tuple[str, Payload] | None:
+        """(guild id, role) of a role by id, @everyone (whose id is its guild's) included."""
+        for guild_id, guild in self.guilds.items():
+            if role_id == guild_id:
+                return guild_id, everyone_role(guild_id, int(guild["permissions"]))
+            for role in guild.get("roles", []):
+                if role["id"] == role_id:
+                    return guild_id, role
+        return None
+
+    def give_role(self, user_id: str, role_id: str) -> None:
+        """The member holds the role from now on (every message's `member.roles` lists it)."""
+        roles = self.members[user_id]["roles"]
+        if role_id not in roles:
+            roles.append(role_id)
 
     def add_text_channel(self, name: str, *, guild_id: str | None = None) -> Payload:
         guild_id = guild_id or self.guild_id
@@ -190,6 +217,7 @@ class World:
         nonce: str | None = None,
         embeds: list[Payload] | None = None,
         attachments: list[Payload] | None = None,
+        components: list[Payload] | None = None,
         flags: int = 0,
         overrides: Payload | None = None,
         ephemeral: bool = False,
@@ -211,10 +239,10 @@ class World:
             "tts": False,
             "mention_everyone": False,
             "mentions": [self._mention(user_id, in_guild=guild_id is not None) for user_id in mention_ids],
-            "mention_roles": [],
+            "mention_roles": list(dict.fromkeys(ROLE_MENTION.findall(content))) if guild_id else [],
             "attachments": attachments or [],
             "embeds": embeds or [],
-            "components": [],
+            "components": components or [],
             "pinned": False,
             "type": DEFAULT_MESSAGE_TYPE,
             "flags": flags,

@@ -1,7 +1,7 @@
--- Removes a server's allow-list (every allow:<channel> field and their count): the bot speaks everywhere again.
+-- Removes one of a server's allow-lists (every field with its prefix, and their count).
 -- KEYS[1] server:{guild}
--- ARGV[1] the channel fields' prefix (allow:), ARGV[2] the count's field
--- Returns how many channels were allowed.
+-- ARGV[1] the entries' field prefix (allow: for channels, role: for roles), ARGV[2] the list's count field
+-- Returns how many entries were on it.
 local removed = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, #ARGV[1]) == ARGV[1] then
