@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import discord
 
 from bot import texts
+from bot.attachments import read_attachments
 from bot.first_contact import ConsentPrompts
 from bot.first_contact_texts import answered_instead_text
 from bot.lane_locks import LaneLocks
+from bot.message_extras import Extras, needs_reading
 from bot.outbox import Outbox
 from bot.places import Places
 from bot.relevance import MessageFacts, addressed_text, speaker_name
+from bot.replies import quote
 from shared.channel_access import ChannelAccess, access_fields, may_speak
 from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
@@ -141,7 +144,7 @@ class MessageIntake:
             if question is not None:
                 destination = Destination.private(message)
                 async with self.locks.hold(destination.lane):
-                    await self.take(message, question, destination, consent_checked=False)
+                    await self.take(message, question, destination, bot_id=bot_id, consent_checked=False)
             return
         # Every message of a shared thread is for the bot: the thread's lock keeps its speakers in order.
         async with self.locks.hold(shared_conversation(str(message.channel.id))):
@@ -163,7 +166,7 @@ class MessageIntake:
         question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
         if question is not None:
             destination = Destination.thread(message.channel.id, starter) if shared else Destination.private(message)
-            await self.take(message, question, destination, consent_checked=True)
+            await self.take(message, question, destination, bot_id=bot_id, consent_checked=True)
 
     async def _newcomer_in_thread(self, message: discord.Message, bot_id: int) -> None:
         """Someone who has not opted in, in a thread that may be shared: prompted if they address the bot (every
@@ -177,7 +180,7 @@ class MessageIntake:
         question = addressed_text(facts_of(message, bot_id, in_shared_thread=shared), self.settings.wake_words)
         if question is not None:
             destination = Destination.thread(message.channel.id, starter) if shared else Destination.private(message)
-            await self.take(message, question, destination, consent_checked=False)
+            await self.take(message, question, destination, bot_id=bot_id, consent_checked=False)
 
     async def _consent_and_sharing(self, user_id: str, channel_id: int) -> tuple[bool, bool, str | None]:
         """Whether the user opted in, and (only then) whether the channel is a shared thread and who opened it."""
@@ -186,7 +189,7 @@ class MessageIntake:
         return True, *await self.threads.sharing(str(channel_id))
 
     async def take(
-        self, message: discord.Message, question: str, destination: Destination, *, consent_checked: bool
+        self, message: discord.Message, question: str, destination: Destination, *, bot_id: int, consent_checked: bool
     ) -> None:
         user_id = str(message.author.id)
         try:
@@ -197,7 +200,17 @@ class MessageIntake:
             if not reading.may_speak:
                 await self.hint(message, place)
                 return
-            if not question.strip():
+            extras = Extras()
+            if needs_reading(message, bot_id):
+                # Files, and a message replied to that Discord did not send or that someone else wrote, are read
+                # for opted-in people only: ask first (the enqueue script would refuse them only afterwards).
+                if not consent_checked and not await self.consent.is_opted_in(user_id):
+                    await self.prompts.offer(message)
+                    return
+                consent_checked = True
+            extras = await self.extras(message, bot_id)
+            question = extras.attached.question(question)
+            if not question.strip() and not extras.images:
                 # The enqueue script checks consent itself; only the hint needs it asked first.
                 if consent_checked or await self.consent.is_opted_in(user_id):
                     await self.outbox.reply(message, texts.EMPTY_QUESTION)
@@ -206,11 +219,14 @@ class MessageIntake:
                 return
             truncated = len(question) > self.settings.max_input_chars
             job = self.job_for(message, question[: self.settings.max_input_chars], destination, place, reading)
+            extras.carry(job)
             result = await self.queue.enqueue(job)
             if result.status == "not_shared":  # the thread was forgotten a moment ago: a private exchange, then
                 destination = Destination.private(message)
                 reading = await self.read(destination, place, message.author)
-                result = await self.queue.enqueue(self.job_for(message, job["content"], destination, place, reading))
+                retry = self.job_for(message, job["content"], destination, place, reading)
+                extras.carry(retry)
+                result = await self.queue.enqueue(retry)
             MESSAGES.labels(result.status).inc()  # a count of outcomes, never of who
             if result.status == "not_opted_in":
                 # Nothing is stored or logged for users who have not opted in; they may get the consent prompt.
@@ -223,12 +239,27 @@ class MessageIntake:
             await self.outbox.reply(message, texts.BUSY)
             return
         await self.acknowledge(message, result, destination, truncated)
+        if extras.notes and result.status in ("queued", "pending"):
+            await self.outbox.reply(message, "\n".join(f"-# {note}" for note in extras.notes))
         unserved = reading.route.unserved_choice
         if unserved and result.status in ("queued", "pending"):
             note = answered_instead_text(
                 unserved, reading.route.model, self.settings.command_prefix, in_thread=destination.shared
             )
             await self.outbox.reply(message, note)
+
+    async def extras(self, message: discord.Message, bot_id: int) -> Extras:
+        """What the message's files and the message it replies to add (the author opted in, or nothing is read)."""
+        settings = self.settings
+        attached = await read_attachments(message.attachments, max_images=settings.max_images)
+        quoted, notes = await quote(
+            message,
+            bot_id,
+            self.consent.is_opted_in,
+            max_images=settings.max_images,
+            max_chars=settings.max_input_chars,
+        )
+        return Extras(attached, quoted, [*attached.notes, *notes])
 
     async def read(
         self, destination: Destination, place: Place, author: discord.User | discord.Member | None = None

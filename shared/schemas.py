@@ -34,6 +34,32 @@ class InteractionRef(TypedDict):
     """The "thinking…" message the deferral made (a late answer in the channel replies to it)."""
 
 
+class Attachment(TypedDict):
+    """An image attached to a message, as Discord describes it (never its bytes: Redis stays small). The runner
+    fetches it when it starts the job, within MAX_IMAGE_BYTES, and decides its type from the bytes."""
+
+    url: str
+    filename: str
+    content_type: str
+    """What Discord says it is (may be missing or wrong: only a hint)."""
+    size: int
+    width: NotRequired[int]
+    height: NotRequired[int]
+
+
+class Quoted(TypedDict):
+    """The message a question replies to, quoted in that one answer's prompt only: never written into history."""
+
+    author: str
+    """Its author's display name (the bot's own name for one of its answers)."""
+    by_bot: bool
+    """Whether it is one of the bot's own answers (then quoted as the assistant's words)."""
+    content: str
+    """Its text, with its text files read in, cut to MAX_INPUT_CHARS."""
+    images: NotRequired[list[Attachment]]
+    """Its images (set only when there are some)."""
+
+
 class Job(TypedDict):
     """A user's message waiting for an answer; its id is the Discord message id."""
 
@@ -63,6 +89,11 @@ class Job(TypedDict):
     """Its server's name, carried with a persona only (what `{server}` is filled with)."""
     unavailable_told: NotRequired[bool]
     """Set once its user was told that its model is not served right now (told once only)."""
+    images: NotRequired[list[Attachment]]
+    """The message's images, at most MAX_IMAGES (set only when there are some: an empty list would come back from a
+    Lua script's JSON as an object)."""
+    quoted: NotRequired[Quoted]
+    """The message it replies to, when that is the bot's answer or an opted-in person's message."""
     forgets: NotRequired[int]
     """Its user's `!forget` count when Redis accepted it, set by enqueue.lua (never by the bot) once they have one;
     absent reads as 0. Completion stores nothing of it if they have forgotten since."""
@@ -93,6 +124,9 @@ class Response(TypedDict):
     """The job's lane: an updater posts one lane's responses in the order it claimed them."""
     interaction: NotRequired[InteractionRef]
     """The job's interaction, for an `/ask` answer."""
+    notes: NotRequired[list[str]]
+    """One-line notes shown above an answer as Discord subtext (`-# ...`): images the model could not see, an image
+    that could not be fetched. Set only when there are some."""
     fresh: NotRequired[bool]
     """True when nothing of the job can be on Discord yet (no partial was noticed, no updater held it), so the
     updater posts it without reading its posted record or taking its lock; absent means "maybe"."""

@@ -231,6 +231,13 @@ class Settings:
         "Seconds between two showings of an answer as it is written (0: whole answers only).",
         used_by=RUNNER,
     )
+    show_reasoning: bool = setting(
+        "SHOW_REASONING",
+        on_off,
+        False,
+        "Whether answers show a reasoning model's thinking, as subtext above the answer (never kept in history).",
+        used_by=RUNNER,
+    )
     updater_concurrency: int = setting(
         "UPDATER_CONCURRENCY", bounded(int, 1, 256), 8, "Answers one updater posts at once.", used_by=UPDATER
     )
@@ -259,6 +266,16 @@ class Settings:
     )
     max_input_chars: int = setting(
         "MAX_INPUT_CHARS", bounded(int, 1, 100_000), 4000, "Longer messages are truncated.", used_by=BOT
+    )
+    max_images: int = setting(
+        "MAX_IMAGES", bounded(int, 0, 20), 4, "Images of one message a model is shown.", used_by=BOT | RUNNER
+    )
+    max_image_bytes: int = setting(
+        "MAX_IMAGE_BYTES",
+        bounded(int, 1, 100_000_000),
+        10_000_000,
+        "Largest image fetched for a model (bytes).",
+        used_by=RUNNER,
     )
     max_context_tokens: int = setting(
         "MAX_CONTEXT_TOKENS",

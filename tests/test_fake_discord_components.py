@@ -122,3 +122,36 @@ async def test_roles_reach_discord_py_through_guild_create_members_and_mentions(
         assert not message.author.guild_permissions.administrator
         await fake.send_message(boss, "hi")
         assert (await client.next_message()).author.guild_permissions.administrator  # type: ignore[union-attr]
+
+
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360f8cf"
+    "c0f01f0005000201e2b3c4c70000000049454e44ae426082"
+)
+
+
+async def test_attachments_reach_discord_py_and_the_cdn_serves_records_and_expires_them(fake: FakeDiscord) -> None:
+    client = RecordingClient()
+    async with running(fake, client):
+        user = fake.add_user("sharer")
+        files = [("cat.png", "image/png", PNG_1x1), ("notes.txt", None, b"hello\n")]
+        await fake.send_message(user, "look", attachments=files)
+        message = await client.next_message()
+        image, text = message.attachments
+        assert (image.filename, image.content_type, image.size, image.width, image.height) == (
+            "cat.png",
+            "image/png",
+            len(PNG_1x1),
+            1,
+            1,
+        )
+        assert text.content_type is None and text.width is None
+        assert await image.read() == PNG_1x1 and await text.read() == b"hello\n"
+        fake.expire_attachment(str(image.id))
+        with pytest.raises(discord.NotFound):
+            await image.read()
+        assert [(f.filename, f.status) for f in fake.cdn_fetches] == [
+            ("cat.png", 200),
+            ("notes.txt", 200),
+            ("cat.png", 404),
+        ]

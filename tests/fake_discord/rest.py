@@ -82,14 +82,6 @@ class RestApi:
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
-    async def serve_attachment(self, request: web.Request) -> web.Response:
-        """The CDN side: bytes of a file the bot uploaded, at the URL its attachment carries."""
-        stored = self._world.files.get(request.match_info["attachment_id"])
-        if stored is None:
-            raise web.HTTPNotFound()
-        content_type, data = stored
-        return web.Response(body=data, headers={hdrs.CONTENT_TYPE: content_type})
-
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         method, full_path = request.method, request.path

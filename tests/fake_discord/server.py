@@ -5,9 +5,11 @@ from __future__ import annotations
 import copy
 import secrets
 import socket
+from collections.abc import Sequence
 
 from aiohttp import web
 
+from tests.fake_discord.cdn import Cdn, Fetch, attachment_payload, serve_attachment
 from tests.fake_discord.commands import CommandStore
 from tests.fake_discord.controls import Controls
 from tests.fake_discord.faults import FaultPlan
@@ -48,6 +50,7 @@ class FakeDiscord(Controls, InteractionApi):
         self._gateway = Gateway(self._world, self._journal, self.token)
         self._commands = CommandStore(self._world.bot_id, self._world.ids)
         self._interactions = InteractionStore()
+        self._cdn = Cdn()
         self._rest = RestApi(
             self._world,
             self._journal,
@@ -98,7 +101,7 @@ class FakeDiscord(Controls, InteractionApi):
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway.handle)
-        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._rest.serve_attachment)
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._serve_attachment)
         app.add_subapp(API_PREFIX, self._rest.application())
         # Binding the socket here, rather than letting the site pick a port, tells us the port before serving.
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -152,6 +155,23 @@ class FakeDiscord(Controls, InteractionApi):
         """The user holds the role in its guild: their messages' `member.roles` list it from now on."""
         self._world.give_role(str(user["id"]), role_id)
 
+    async def _serve_attachment(self, request: web.Request) -> web.StreamResponse:
+        return await serve_attachment(self._world, self._cdn, request)
+
+    @property
+    def cdn_fetches(self) -> list[Fetch]:
+        """Every fetch of an attachment's URL so far, in order (status 0: a stalled one, never answered)."""
+        return list(self._cdn.fetches)
+
+    def expire_attachment(self, attachment_id: str) -> None:
+        """The attachment's URL answers 404 from now on, as Discord's signed CDN URLs do once they expire; a file
+        name expires every attachment of that name, even one sent later."""
+        self._cdn.expired.add(attachment_id)
+
+    def stall_attachment(self, attachment_id: str) -> None:
+        """The attachment's URL never answers (the request hangs until the fake stops)."""
+        self._cdn.stalled.add(attachment_id)
+
     def guild_channel(self, guild_id: str) -> str:
         """The "general" text channel of a guild."""
         return str(self._world.guilds[guild_id]["channel_id"])
@@ -180,13 +200,18 @@ class FakeDiscord(Controls, InteractionApi):
         mention_bot: bool = False,
         reply_to: str | None = None,
         webhook: bool = False,
+        attachments: Sequence[tuple[str, str | None, bytes]] = (),
+        referenced_sent: bool = True,
     ) -> Payload:
         """A user's message: stored, dispatched as MESSAGE_CREATE to every identified session, and returned.
 
         `mention_bot` puts the bot in `mentions` without touching `content` (write `<@bot id>` to have it
         in the text too; that alone also mentions it). Replying pings the replied-to author, as Discord's
         default does. `dm` sends in the author's DM channel with the bot; `webhook` sends as a webhook
-        named like the author.
+        named like the author. `attachments` are (filename, content type or None, bytes), served by the fake's CDN
+        (start the fake first: their URLs name its address). A reply to a message deleted since carries
+        `referenced_message: null`, as on Discord; with `referenced_sent` false it carries none at all (Discord did
+        not look it up), so a client has to fetch it.
         """
         world = self._world
         author_id = str(author["id"])
@@ -195,16 +220,26 @@ class FakeDiscord(Controls, InteractionApi):
         channel_id = channel_id or self.channel_id
         if channel_id not in world.channels:
             raise KeyError(f"unknown channel {channel_id}")
-        if reply_to is not None and reply_to not in world.messages:
+        if reply_to is not None and reply_to not in world.history:
             raise KeyError(f"unknown message {reply_to} to reply to")
         mention_ids = world.pinged_ids(author_id, content, reply_to=reply_to, allowed_mentions=None)
         if mention_bot and world.bot_id not in mention_ids:
             mention_ids.append(world.bot_id)
         webhook_id = author_id if webhook else None
         sender = {**author, "bot": True, "discriminator": "0000"} if webhook else world.users[author_id]
+        files = [attachment_payload(world, f"http://{self.address}", channel_id, file) for file in attachments]
         message = world.create_message(
-            channel_id, sender, content, mention_ids=mention_ids, reply_to=reply_to, webhook_id=webhook_id
+            channel_id,
+            sender,
+            content,
+            mention_ids=mention_ids,
+            reply_to=reply_to,
+            webhook_id=webhook_id,
+            attachments=files,
         )
+        if not referenced_sent:
+            message.pop("referenced_message", None)
+            world.messages[message["id"]].pop("referenced_message", None)
         await self._gateway.dispatch_message("MESSAGE_CREATE", message)
         return message
 

@@ -199,7 +199,7 @@ class World:
             parse_users = "users" in allowed_mentions.get("parse", [])
             pinged = [user_id for user_id in written if parse_users or user_id in listed]
             ping_reply = bool(allowed_mentions.get("replied_user", False))
-        if ping_reply and reply_to is not None:
+        if ping_reply and reply_to is not None and reply_to in self.messages:
             replied_author = str(self.messages[reply_to]["author"]["id"])
             if replied_author != author_id and replied_author in self.users and replied_author not in pinged:
                 pinged.append(replied_author)
@@ -256,16 +256,19 @@ class World:
         if nonce is not None:
             message["nonce"] = nonce
         if reply_to is not None:
-            referenced = self.messages[reply_to]
+            referenced = self.messages.get(reply_to)
             message["type"] = REPLY_MESSAGE_TYPE
             message["message_reference"] = {
                 "type": 0,
                 "message_id": reply_to,
-                "channel_id": referenced["channel_id"],
-                **({"guild_id": referenced["guild_id"]} if "guild_id" in referenced else {}),
+                "channel_id": channel_id,
+                **({"guild_id": guild_id} if guild_id is not None else {}),
             }
-            # Discord nests one level only: the referenced message comes without its own referenced message.
-            message["referenced_message"] = {k: v for k, v in referenced.items() if k != "referenced_message"}
+            # Discord nests one level only: the referenced message comes without its own referenced message; a
+            # message deleted since is null.
+            message["referenced_message"] = (
+                None if referenced is None else {k: v for k, v in referenced.items() if k != "referenced_message"}
+            )
         message.update(overrides or {})
         self.history[message["id"]] = [content]
         if ephemeral:
