@@ -162,3 +162,14 @@ async def test_a_reply_to_a_deleted_message_or_one_discord_did_not_send(cluster:
     kept = await fake.send_message(hal, "still here")
     fetched = await fake.send_message(hal, "Hey Llama, and this?", reply_to=kept["id"], referenced_sent=False)
     assert await answer(fake, fetched) == "(Replying to hal's message:)\n> still here\n\nand this?"
+
+
+async def test_images_past_max_images_are_left_out_with_a_note(cluster: Cluster) -> None:
+    fake = cluster.fake
+    [ivy] = await cluster.opt_in(["ivy"])
+    pictures = [(f"{n}.png", "image/png", b"\x89PNG\r\n\x1a\n" + bytes(16)) for n in range(1, 7)]
+    asked = await fake.send_message(ivy, "Hey Llama, which is best?", attachments=pictures)
+    await answer(fake, asked)
+    notes = [p["content"] for p in replies_to(fake, asked["id"]) if "images at most" in p["content"]]
+    assert notes == ["-# I look at 4 images at most, so I left out `5.png`, `6.png`."]
+    assert {f.filename for f in fake.cdn_fetches} & {"5.png", "6.png"} == set(), "the ones left out are not fetched"
