@@ -29,7 +29,8 @@ class ModelCommands:
         user_id, prefix, guild_id = invocation.user_id, invocation.prefix, invocation.guild_id
         if command is Command.MODELS:
             seen = await self.models.look(user_id, guild_id)
-            return texts.models_text(seen.served, seen.route, seen.choice, seen.server_default, prefix)
+            seeing = self.models.live.seeing
+            return texts.models_text(seen.served, seen.route, seen.choice, seen.server_default, prefix, seeing=seeing)
         words = invocation.argument.split()
         if not words:
             chooser, in_thread = await self._chooser_here(invocation)

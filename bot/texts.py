@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from shared.model_choice import Route
 from shared.queue_inspection import QueueStats
@@ -228,9 +228,16 @@ def answered_by_text(route: Route, prefix: str, *, in_thread: bool) -> str:
 
 
 def models_text(
-    served: Mapping[str, int], route: Route, choice: str | None, server_default: str | None, prefix: str
+    served: Mapping[str, int],
+    route: Route,
+    choice: str | None,
+    server_default: str | None,
+    prefix: str,
+    *,
+    seeing: Collection[str] = (),
 ) -> str:
-    """`!models`: the models served now, how many runners each, marking the caller's choice and the defaults."""
+    """`!models`: the models served now, how many runners each, which see images, marking the caller's choice and the
+    defaults."""
     if not served:
         return "No model is being served right now: messages wait until a runner starts."
     lines = ["**Models being served now:**"]
@@ -242,7 +249,8 @@ def models_text(
             marks.append("this server's default")
         if model == route.model and route.reason in ("bot_default", "only", "first"):
             marks.append("the default")
-        lines.append(f"• `{model}`: {plural(runners, 'runner')}" + (f" ({', '.join(marks)})" if marks else ""))
+        sees = ", sees images" if model in seeing else ""
+        lines.append(f"• `{model}`: {plural(runners, 'runner')}{sees}" + (f" ({', '.join(marks)})" if marks else ""))
     lines.append(f"`{prefix}model <name>` chooses the one that answers you; `{prefix}model` says which does.")
     return "\n".join(lines)
 

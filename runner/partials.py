@@ -1,25 +1,33 @@
 """Publishing the answers as they are written: the generation thread hands over changed partial texts at most every
 STREAM_INTERVAL_S, and they go to Redis in one round trip, newest text winning (texts that arrive while a round
-trip is under way replace older ones instead of queuing behind them)."""
+trip is under way replace older ones instead of queuing behind them). Each is shown as runner/answer_forms.py
+says: a reasoning model's thinking is never shown, unless SHOW_REASONING shows it as subtext."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from runner.answer_forms import partial_form
 from shared.defaults import STREAM_TTL_S
 from shared.job_queue import ClaimedJob, JobQueue
+from shared.notes import with_notes
 from shared.redis_client import REDIS_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
 
 class PartialPublisher:
-    def __init__(self, queue: JobQueue, worker_id: str) -> None:
+    def __init__(self, queue: JobQueue, worker_id: str, *, show_reasoning: bool = False) -> None:
         self._queue = queue
         self._worker_id = worker_id
+        self._show_reasoning = show_reasoning
         self._jobs: dict[str, ClaimedJob] = {}
         self._pending: dict[str, str] = {}
+        self._offered: dict[str, str] = {}
+        """The last form offered per job: a model that thinks for a while shows "thinking…" once, not every time."""
+        self._notes: dict[str, list[str]] = {}
+        """Notes shown above a job's text (shared/notes.py), as they will be above its final text."""
         self._flushing: asyncio.Task[None] | None = None
 
     def track(self, claimed: ClaimedJob) -> None:
@@ -29,10 +37,21 @@ class PartialPublisher:
         """The job ends: no partial of it is published from now on (its completion supersedes them)."""
         self._jobs.pop(job_id, None)
         self._pending.pop(job_id, None)
+        self._offered.pop(job_id, None)
+        self._notes.pop(job_id, None)
+
+    def note(self, job_id: str, notes: list[str]) -> None:
+        """Shows `notes` above the job's partial texts from now on."""
+        if notes and job_id in self._jobs:
+            self._notes[job_id] = notes
 
     def offer(self, changed: dict[str, str]) -> None:
-        """Called in the event loop by the generation thread's callback."""
-        self._pending.update((job_id, text) for job_id, text in changed.items() if job_id in self._jobs)
+        """Called in the event loop by the generation thread's callback, with the engine's texts."""
+        for job_id, text in changed.items():
+            shown = partial_form(text, self._show_reasoning) if job_id in self._jobs else ""
+            if shown and shown != self._offered.get(job_id):
+                self._offered[job_id] = shown
+                self._pending[job_id] = with_notes(shown, self._notes.get(job_id, ()))
         if self._pending and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.create_task(self._flush())
 

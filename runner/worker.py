@@ -8,17 +8,22 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from redis.asyncio import Redis
 
+from runner.answer_forms import final_form
 from runner.batched_completions import BatchedCompletions
 from runner.conversation import model_view
 from runner.engines.choice import served_model_name
 from runner.engines.protocol import Engine, GenerationRequest, GenerationResult
 from runner.generation_thread import GenerationThread
+from runner.images.gather import job_images
+from runner.images.notes import with_placeholders
+from runner.images.seen import SeenImage
+from runner.images.stage import ImageStage
 from runner.partials import PartialPublisher
 from shared.heartbeat import Heartbeat
 from shared.job_queue import ClaimedJob, Completion, JobQueue
@@ -31,8 +36,6 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-EMPTY_ANSWER_TEXT = "I don't have an answer to that."
-"""Posted when the model's answer is empty, since Discord refuses empty messages."""
 NOT_ACCEPTING_POLL_S = 0.25
 """How often a runner whose engine takes no jobs (its inference server is away) looks again."""
 
@@ -83,12 +86,13 @@ class Runner:
         self.rows = BATCH_ROWS.labels(self.model)
         self.tokens = GENERATED_TOKENS.labels(self.model)
         self.generation_seconds = GENERATION_SECONDS.labels(self.model)
-        self.partials = PartialPublisher(self.queue, worker_id)
+        self.partials = PartialPublisher(self.queue, worker_id, show_reasoning=settings.show_reasoning)
         self.generation = generation if generation is not None else GenerationThread()
         self.generation.use(engine, stream_interval_s=settings.stream_interval_s, on_partials=self.partials.offer)
         self.completions = BatchedCompletions(
             lambda batch: self._retry(lambda: self.queue.complete_many(self.worker_id, batch))
         )
+        self.images = ImageStage(settings, engine, redis, self.model)
         self.in_flight: set[asyncio.Task[None]] = set()
         """One task per job claimed and not yet completed or failed: BATCH_SIZE at most."""
         self.holding: set[str] = set()
@@ -109,6 +113,7 @@ class Runner:
             served.set()
             await self.generation.stop()
             await self.partials.close()
+            await self.images.close()
             beating.cancel()
             await asyncio.gather(beating, return_exceptions=True)
             try:
@@ -172,17 +177,24 @@ class Runner:
 
     def start_jobs(self, batch: list[tuple[ClaimedJob, list[Turn]]]) -> list[asyncio.Task[None]]:
         """Hands the jobs to the generation thread together (they join the batch in the same step), and starts
-        one task per job that completes or fails it when its result comes."""
-        results = self.generation.submit([self.request_for(claimed, history) for claimed, history in batch])
+        one task per job that completes or fails it when its result comes. A job with images is handed over alone
+        once they are fetched, the others going on meanwhile."""
+        plain = [(claimed, history) for claimed, history in batch if not job_images(claimed.job)]
+        results = iter(self.generation.submit([self.request_for(claimed, history) for claimed, history in plain]))
         submitted_at, now = time.monotonic(), time.time()
         tasks = []
-        for (claimed, _), result in zip(batch, results, strict=True):
+        for claimed, history in batch:
             job = claimed.job
             log.info("job %s of user %s claimed (attempt %d)", job["id"], job["user_id"], job["attempts"] + 1)
             QUEUE_WAIT_SECONDS.observe(max(0.0, now - job["enqueued_at"]))
             self.holding.add(claimed.raw)
             self.partials.track(claimed)
-            task = asyncio.create_task(self.answer_job(claimed, self._timed(result, submitted_at)))
+            notes: list[str] = []
+            if job_images(job):
+                generated = self._with_images(claimed, history, notes)
+            else:
+                generated = self._timed(next(results), submitted_at)
+            task = asyncio.create_task(self.answer_job(claimed, generated, notes))
             self.in_flight.add(task)
             task.add_done_callback(self._job_done)
             tasks.append(task)
@@ -196,6 +208,15 @@ class Runner:
         self.generation_seconds.observe(time.monotonic() - submitted_at)
         return result
 
+    async def _with_images(self, claimed: ClaimedJob, history: list[Turn], notes: list[str]) -> GenerationResult:
+        """Fetches the job's images (fetched again if it is retried), adds a note for each one its model is not
+        shown, then hands it to the generation thread."""
+        gathered = await self.images.gather(claimed.job)
+        notes += gathered.notes
+        self.partials.note(claimed.job["id"], notes)
+        [result] = self.generation.submit([self.request_for(claimed, history, gathered.images)])
+        return await self._timed(result, time.monotonic())
+
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self.in_flight.discard(task)
         self.rows.set(len(self.in_flight))
@@ -203,8 +224,11 @@ class Runner:
         if not task.cancelled() and task.exception() is not None and self.job_error is None:
             self.job_error = task.exception()
 
-    async def answer_job(self, claimed: ClaimedJob, generated: Awaitable[GenerationResult]) -> None:
-        """Completes or fails one job once its generation ends (the others in flight go on meanwhile)."""
+    async def answer_job(
+        self, claimed: ClaimedJob, generated: Awaitable[GenerationResult], notes: Sequence[str] = ()
+    ) -> None:
+        """Completes or fails one job once its generation ends (the others in flight go on meanwhile); `notes` are
+        shown above its answer (filled in before its generation starts)."""
         job = claimed.job
         try:
             result = await generated
@@ -212,16 +236,24 @@ class Runner:
             if result.text is None:
                 await self._retry(functools.partial(self.record_failure, claimed, result))
                 return
-            answer = result.text.strip() or EMPTY_ANSWER_TEXT
-            completed = await self.completions.complete(Completion(claimed, answer, job["content"]))
+            # History keeps the answer alone: a reasoning model's thinking is at most shown (SHOW_REASONING).
+            answer = final_form(result.text, self.settings.show_reasoning)
+            # History keeps a placeholder for each image (`[image: cat.png]`), never the image.
+            asked = with_placeholders(job["content"], job.get("images", []))
+            completion = Completion(claimed, answer.stored, asked, answer.shown, notes=notes)
+            completed = await self.completions.complete(completion)
             self.record_answer(claimed, result, completed)
         finally:
             self.partials.untrack(job["id"])
             self.holding.discard(claimed.raw)
 
-    def request_for(self, claimed: ClaimedJob, history: list[Turn]) -> GenerationRequest:
+    def request_for(
+        self, claimed: ClaimedJob, history: list[Turn], images: Sequence[SeenImage] = ()
+    ) -> GenerationRequest:
         job = claimed.job
         system_prompt, turns, message = model_view(job, history, self.settings.system_prompt)
+        if not self.engine.sees_images:
+            message = with_placeholders(message, job.get("images", []))
         return GenerationRequest(
             job_id=job["id"],
             history=turns,
@@ -232,6 +264,7 @@ class Runner:
             top_p=self.settings.top_p,
             repetition_penalty=self.settings.repetition_penalty,
             min_new_tokens=job.get("min_new_tokens", 0),
+            images=tuple(images),
         )
 
     async def record_failure(self, claimed: ClaimedJob, result: GenerationResult) -> None:
@@ -261,8 +294,13 @@ class Runner:
         )
 
     def heartbeat_details(self) -> dict[str, object]:
-        """The model served (what `!models` counts runners by) and the recent pace (what `!status` estimates from)."""
-        return {"model": self.model, "answered_last_minute": self.stats.answered_last_minute()}
+        """The model served (what `!models` counts runners by), the recent pace (what `!status` estimates from) and
+        whether its model sees images (what `!models` shows, and runners whose model does not, name)."""
+        return {
+            "model": self.model,
+            "answered_last_minute": self.stats.answered_last_minute(),
+            "sees_images": self.engine.sees_images,
+        }
 
     async def _keep_alive(self, stop: asyncio.Event, served: asyncio.Event) -> None:
         """Heartbeats, and returns the jobs of runners whose heartbeat has expired (every runner does this), until

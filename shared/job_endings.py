@@ -45,6 +45,11 @@ class Completion(NamedTuple):
     claimed: ClaimedJob
     answer: str
     user_turn: str
+    shown: str | None = None
+    """What the answer's messages show where it differs from the answer stored (a reasoning model's thinking shown
+    above it); None: the answer itself."""
+    notes: Sequence[str] = ()
+    """One-line notes shown above the answer (images not seen, and why): shared/notes.py."""
 
 
 class JobEndings:
@@ -89,7 +94,7 @@ class JobEndings:
             "user_id": user,
             "channel_id": job["channel_id"],
             "kind": "answer",
-            "content": completion.answer,
+            "content": completion.answer if completion.shown is None else completion.shown,
             "enqueued_at": job["enqueued_at"],
             "completed_at": now,
             "lane": lane,
@@ -97,6 +102,8 @@ class JobEndings:
         }
         if "interaction" in job:
             response["interaction"] = job["interaction"]
+        if completion.notes:
+            response["notes"] = list(completion.notes)
         user_turn, answer_turn = exchange(job, completion.user_turn, completion.answer)
         queue_keys, queue_args = self.models.section(names)
         keys = [

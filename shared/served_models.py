@@ -93,6 +93,11 @@ def runners_per_model(beats: Sequence[dict[str, Any]]) -> dict[str, int]:
     return dict(sorted(models.items()))
 
 
+def models_seeing_images(beats: Sequence[dict[str, Any]]) -> list[str]:
+    """The models a live runner serves that is shown images (its heartbeat says `sees_images`), by name."""
+    return sorted({beat["model"] for beat in beats if isinstance(beat.get("model"), str) and beat.get("sees_images")})
+
+
 class LiveModels:
     """The models live runners serve, read again at most every LIVE_MODELS_CACHE_S for routing messages (a runner
     that stopped a moment ago may still be routed to: its jobs wait, and their users are told)."""
@@ -110,6 +115,8 @@ class LiveModels:
         self._clock = clock
         self._read_at = -float("inf")
         self._runners: dict[str, int] = {}
+        self.seeing: list[str] = []
+        """The models among them that are shown images, as last read."""
 
     async def cached(self) -> dict[str, int]:
         if self._clock() - self._read_at > self._cache_s:
@@ -118,6 +125,7 @@ class LiveModels:
 
     async def fresh(self) -> dict[str, int]:
         """Read now: for commands that show or check them."""
-        self._runners = runners_per_model(await live_runner_beats(self._redis, self._keys))
+        beats = await live_runner_beats(self._redis, self._keys)
+        self._runners, self.seeing = runners_per_model(beats), models_seeing_images(beats)
         self._read_at = self._clock()
         return self._runners

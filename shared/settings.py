@@ -110,6 +110,14 @@ class Settings:
         used_by=RUNNER,
         secret=True,
     )
+    model_sees_images: bool | None = setting(
+        "MODEL_SEES_IMAGES",
+        on_off,
+        None,
+        "Whether the runner's model is shown images (unset: detected; false for openai: models).",
+        used_by=RUNNER,
+        default_doc="— (detected; `false` for `openai:` models)",
+    )
     max_new_tokens: int = setting(
         "MAX_NEW_TOKENS", bounded(int, 1, 32768), 256, "Longest answer, in tokens.", used_by=RUNNER
     )

@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.redis_fixtures",
     "tests.fake_discord.plugin",
     "tests.tiny_model",
+    "tests.tiny_vlm",
     "tests.builtin_model",
     "tests.openai_server",
 ]

@@ -1,6 +1,7 @@
 """A small stand-in for an OpenAI-compatible server, for the faults a real one will not produce on demand: going
-away mid-answer, 5xx, 4xx for one job, slowness, a refused key. It speaks just enough of /v1/chat/completions:
-streamed (SSE) answers of "answer to: <the last user message>", a word per chunk, usage in the last chunk."""
+away mid-answer, 5xx, 4xx for one job, slowness, a refused key, a reasoning model's thinking. It speaks just enough
+of /v1/chat/completions: streamed (SSE) answers of "answer to: <the last user message>", a word per chunk, usage in
+the last chunk; or scripted answers, chunk by chunk as given."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 import socket
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -16,8 +18,20 @@ from tests.redis_server import free_port
 
 
 def answer_text(body: dict[str, Any]) -> str:
-    """The whole answer the stand-in streams for a request."""
-    return f"answer to: {body['messages'][-1]['content']}"
+    """The whole answer the stand-in streams for a request (to the words of a message given as parts)."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, list):
+        content = " ".join(part["text"] for part in content if part.get("type") == "text")
+    return f"answer to: {content}"
+
+
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """An answer streamed as given, one chunk per delta (`{"content": ...}`, `{"reasoning_content": ...}`,
+    `{"reasoning": ...}`), then `finish_reason`."""
+
+    deltas: tuple[dict[str, str], ...]
+    finish_reason: str = "stop"
 
 
 class OpenAIStandIn:
@@ -32,6 +46,8 @@ class OpenAIStandIn:
         """Answered to the next requests, one each, before anything else is looked at."""
         self.refuse_containing: dict[str, int] = {}
         """A request whose last message contains the key is answered with the status, every time."""
+        self.scripted: dict[str, ScriptedAnswer] = {}
+        """A request whose last message contains the key gets that answer instead of "answer to: ..."."""
         self.bodies: list[dict[str, Any]] = []
         self.statuses: list[int] = []
         self.chunks_sent = 0
@@ -79,13 +95,14 @@ class OpenAIStandIn:
         try:
             await asyncio.sleep(self.delay_before_answer_s)
             await response.prepare(request)
-            words = answer_text(body).split(" ")
-            for index, word in enumerate(words):
-                await self._send(response, {"content": word if index == 0 else f" {word}"})
+            script = self._script(body)
+            for delta in script.deltas:
+                await self._send(response, delta)
                 self.chunks_sent += 1
                 await asyncio.sleep(self.chunk_delay_s)
-            usage = {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}
-            await self._send(response, {}, finish_reason="stop", usage=usage)
+            tokens = len(script.deltas)
+            usage = {"prompt_tokens": 7, "completion_tokens": tokens, "total_tokens": 7 + tokens}
+            await self._send(response, {}, finish_reason=script.finish_reason, usage=usage)
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except (ConnectionResetError, ConnectionError):
@@ -94,6 +111,14 @@ class OpenAIStandIn:
             self.open_streams -= 1
             self._transports.discard(transport)
         return response
+
+    def _script(self, body: dict[str, Any]) -> ScriptedAnswer:
+        last = body["messages"][-1]["content"]
+        for marker, script in self.scripted.items():
+            if marker in last:
+                return script
+        words = answer_text(body).split(" ")
+        return ScriptedAnswer(tuple({"content": word if i == 0 else f" {word}"} for i, word in enumerate(words)))
 
     def _refusal(self, request: web.Request, body: dict[str, Any]) -> tuple[int, str] | None:
         if self.next_statuses:

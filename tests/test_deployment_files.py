@@ -322,7 +322,7 @@ def test_remote_runner_image_installs_no_torch_and_no_model() -> None:
     # Nor does the extra pull them in.
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     wanted = {re.split(r"[\[<>=~!; ]", requirement)[0].lower() for requirement in extras["runner-remote"]}
-    assert wanted == {"openai"}
+    assert wanted == {"openai", "aiohttp", "pillow"}  # aiohttp and Pillow fetch and scale images: no torch
     assert "llama-discord-bot[runner-remote]" in extras["runner"]  # the full image serves openai: models too
 
 

@@ -15,11 +15,12 @@ import torch
 from redis.asyncio import Redis
 from transformers import DynamicCache
 
+from runner.answer_forms import EMPTY_ANSWER_TEXT
 from runner.engines.echo import EchoEngine
 from runner.engines.protocol import GenerationRequest, generate_all
 from runner.engines.transformers.engine import TransformersEngine
 from runner.weights.source import ModelFiles
-from runner.worker import EMPTY_ANSWER_TEXT, Runner
+from runner.worker import Runner
 from shared.job_queue import Completion, JobQueue
 from shared.keys import Keys
 from shared.schemas import Job, decode_response

@@ -16,7 +16,7 @@ from shared.schemas import Response
 from updater.acknowledgement import Acknowledgements
 from updater.errors import TransientPostError
 from updater.poster import Poster
-from updater.rendering import Shown, what_to_show
+from updater.rendering import final_text, what_to_show
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Delivery:
                 log.info("job %s: user %s opted out; answer not posted", job_id, user_id)
                 return
             self.acknowledgements.shown(response)
-            await self.poster.show(response, Shown(response["content"], final=True), PostingState(opted_in=True))
+            await self.poster.show(response, final_text(response), PostingState(opted_in=True))
             answered(response)
             log.info("job %s of user %s: %s posted", job_id, user_id, kind)
             return

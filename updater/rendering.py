@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shared.defaults import DISCORD_MESSAGE_LIMIT_CHARS
+from shared.notes import with_notes
 from shared.response_queue import PostingState
 from shared.schemas import Response
 from updater.splitting import open_fence_language, split_message
@@ -34,10 +35,15 @@ def what_to_show(response: Response, state: PostingState) -> Shown | None:
     once the final text is on Discord, and nothing once the job completed (its partial text is then gone).
     """
     if response["kind"] in ("answer", "apology"):
-        return Shown(response["content"], final=True)
+        return final_text(response)
     if response["kind"] == "partial" and not state.final and state.partial.strip():
         return Shown(state.partial, final=False)
     return None
+
+
+def final_text(response: Response) -> Shown:
+    """An answer's final text, under its notes (`-# ` lines, as the runner put them above its partial texts)."""
+    return Shown(with_notes(response["content"], response.get("notes", [])), final=True)
 
 
 def parts_of(shown: Shown) -> list[str]:

@@ -25,9 +25,9 @@ def load_engine(settings: Settings) -> Engine:
     if served_model is not None:
         return connect_openai_engine(served_model, settings)
     # Imported here so that MODEL=echo (deployment tests, the queue benchmark) never loads torch.
-    from runner.engines.transformers.engine import TransformersEngine
+    from runner.engines.transformers.vision import load_transformers_engine
 
-    return TransformersEngine.load(resolve_model(settings), settings)
+    return load_transformers_engine(resolve_model(settings), settings)
 
 
 def parse_openai_model(model: str) -> str | None:
@@ -60,6 +60,7 @@ def connect_openai_engine(served_model: str, settings: Settings) -> Engine:
         api_key=settings.openai_api_key,
         system_prompt=settings.system_prompt,
         max_in_flight=settings.batch_size,
+        sees_images=bool(settings.model_sees_images),
     )
 
 

@@ -24,6 +24,8 @@ class EchoEngine:
             raise ValueError("delay_s must not be negative")
         self.delay_s = delay_s
         self.description = f"model=echo delay_s={delay_s:g}"
+        self.sees_images = False
+        self.max_image_side = 0
         self.running: list[tuple[GenerationRequest, int]] = []
         """Each request with the steps it still takes."""
 

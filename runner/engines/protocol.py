@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from runner.images.seen import SeenImage
 from shared.schemas import Turn
 
 GENERATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
@@ -34,6 +35,7 @@ class GenerationRequest:
     repetition_penalty: float
     min_new_tokens: int = 0  # end-of-sequence is ignored until then: benchmarks use it for answers of equal length
     system_prompt: str | None = None  # None: the engine's (SYSTEM_PROMPT)
+    images: Sequence[SeenImage] = ()  # shown with `message`, before its words (only to an engine that sees images)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class GenerationResult:
 class Engine(Protocol):
     description: str
     """One line for logs, e.g. "model=HuggingFaceTB/SmolLM2-135M-Instruct device=cpu dtype=bfloat16"."""
+    sees_images: bool
+    """Whether its model is shown a request's images (runners say so in their heartbeat)."""
+    max_image_side: int
+    """The longest side, in pixels, its model takes an image at: larger ones are scaled down before they are given."""
 
     @property
     def unfinished(self) -> int:

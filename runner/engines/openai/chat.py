@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 
 from runner.engines.protocol import GenerationRequest
 
@@ -21,8 +21,21 @@ def chat_messages(request: GenerationRequest, system_prompt: str) -> list[ChatCo
             messages.append({"role": "assistant", "content": turn["content"]})
         else:
             messages.append({"role": "user", "content": turn["content"]})
-    messages.append({"role": "user", "content": request.message})
+    messages.append({"role": "user", "content": user_content(request)})
     return messages
+
+
+def user_content(request: GenerationRequest) -> str | list[ChatCompletionContentPartParam]:
+    """The new message: its words, after its images as `image_url` parts with `data:` URLs (what vLLM, Ollama and
+    llama.cpp's server take; none of them fetches Discord's URLs for us, and those expire)."""
+    if not request.images:
+        return request.message
+    parts: list[ChatCompletionContentPartParam] = [
+        {"type": "image_url", "image_url": {"url": image.data_url}} for image in request.images
+    ]
+    if request.message:
+        parts.append({"type": "text", "text": request.message})
+    return parts
 
 
 def _vllm_min_tokens(request: GenerationRequest) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from openai import AsyncOpenAI
 
 from runner.engines.openai.chat import MIN_TOKENS_DIALECTS, chat_messages, extra_fields
 from runner.engines.openai.faults import Fault, FaultKind, IncompleteAnswer, classify
+from runner.engines.openai.thinking import StreamedAnswer, reasoning_delta
 from runner.engines.protocol import GenerationRequest, GenerationResult
 from shared.redis_client import Backoff
 from shared.secret import Secret, redact_url_password
@@ -40,17 +41,33 @@ OUTAGE_BACKOFF_CAP_S = 10.0
 """Longest wait between two tries of a job while the server cannot be used (jittered, exponential from 0.25 s)."""
 PLACEHOLDER_API_KEY = "EMPTY"
 """Sent when OPENAI_API_KEY is empty (the openai package insists on one; servers without keys ignore it)."""
+MAX_IMAGE_SIDE = 2048
+"""Images are scaled down to at most this many pixels a side before they are sent (the server scales them again to
+what its model takes): a request stays a few MB at most."""
 
 
 class OpenAIEngine:
     """Streams each job's answer from the server at `base_url`; `partial_texts` shows every answer as it grows."""
 
-    def __init__(self, model: str, base_url: str, api_key: Secret, system_prompt: str, max_in_flight: int) -> None:
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        api_key: Secret,
+        system_prompt: str,
+        max_in_flight: int,
+        *,
+        sees_images: bool = False,
+    ) -> None:
         self.model = model
+        self.sees_images = sees_images
+        """MODEL_SEES_IMAGES: nothing in the OpenAI API says whether a served model sees."""
+        self.max_image_side = MAX_IMAGE_SIDE if sees_images else 0
         self.base_url = base_url
         self.system_prompt = system_prompt
         self.max_in_flight = max_in_flight
         self.description = f"model=openai:{model} server={redact_url_password(base_url)} in_flight={max_in_flight}"
+        self.description += " images=seen" if sees_images else ""
         self._api_key = api_key
         # The HTTP client logs every request at INFO; the runner logs one line per job.
         logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -63,7 +80,10 @@ class OpenAIEngine:
         )
         self._waiting: deque[GenerationRequest] = deque()
         self._running: set[asyncio.Task[GenerationResult]] = set()
-        self._texts: dict[str, str] = {}
+        self._answers: dict[str, StreamedAnswer] = {}
+        self._prompt_opens_thinking = False
+        """Learned from the first answer that ended its thinking with a bare `</think>`: the model's chat template
+        opens a think block in the prompt, so every later answer starts hidden until its `</think>`."""
         self._min_tokens_dialect = 0
         self._answered_once = False
         self._outage: Fault | None = None
@@ -94,7 +114,8 @@ class OpenAIEngine:
         return [task.result() for task in done]
 
     def partial_texts(self) -> dict[str, str]:
-        return {job_id: text for job_id, text in self._texts.items() if text}
+        texts = {job_id: answer.text(self._prompt_opens_thinking) for job_id, answer in self._answers.items()}
+        return {job_id: text for job_id, text in texts.items() if text}
 
     def close(self) -> None:
         """Abandons the requests in flight, closes the connections and lets the event loop finish its tasks."""
@@ -118,7 +139,7 @@ class OpenAIEngine:
         backoff = Backoff(base_s=0.25, cap_s=OUTAGE_BACKOFF_CAP_S)
         try:
             while True:
-                self._texts[request.job_id] = ""  # a request sent again starts its answer again
+                self._answers[request.job_id] = StreamedAnswer()  # a request sent again starts its answer again
                 dialect = self._min_tokens_dialect
                 try:
                     return await self._stream(request, dialect)
@@ -147,7 +168,7 @@ class OpenAIEngine:
                 )
                 await asyncio.sleep(delay)
         finally:
-            self._texts.pop(request.job_id, None)
+            self._answers.pop(request.job_id, None)
 
     async def _stream(self, request: GenerationRequest, min_tokens_dialect: int) -> GenerationResult:
         stream = await self._client.chat.completions.create(
@@ -161,21 +182,27 @@ class OpenAIEngine:
             extra_body=extra_fields(request, min_tokens_dialect),
         )
         self._server_usable()
-        chunks, finished, usage = 0, False, None
+        answer = self._answers[request.job_id]
+        chunks, finish_reason, usage = 0, None, None
         async with stream:
             async for chunk in stream:
                 usage = chunk.usage or usage
                 for choice in chunk.choices:
+                    thought = reasoning_delta(choice.delta)
+                    answer.reasoning += thought
                     if choice.delta.content:
-                        self._texts[request.job_id] += choice.delta.content
-                        chunks += 1
-                    finished = finished or choice.finish_reason is not None
-        if not finished:
+                        answer.content += choice.delta.content
+                    chunks += bool(thought or choice.delta.content)
+                    finish_reason = finish_reason or choice.finish_reason
+        if finish_reason is None:
             raise IncompleteAnswer
         self._answered_once = True
+        if not self._prompt_opens_thinking and answer.shows_prompt_opened_thinking():
+            self._prompt_opens_thinking = True
+            log.info("model %s thinks before it answers (a bare </think>): answers start hidden until then", self.model)
         return GenerationResult(
             job_id=request.job_id,
-            text=self._texts[request.job_id],
+            text=answer.text(self._prompt_opens_thinking, finish_reason),
             error=None,
             prompt_tokens=usage.prompt_tokens if usage else 0,
             # Servers that send no usage: one token per streamed piece, which most servers send.

@@ -19,6 +19,8 @@ class Row:
     generated: list[int] = field(default_factory=list)
     solo: bool = False
     """Set once a batch it was in failed: it starts again alone, so that a failure is its own."""
+    opens_thinking: bool = False
+    """Its prompt ends inside a think block (the chat template opened it): its text starts with `<think>`."""
 
     @property
     def span(self) -> int:

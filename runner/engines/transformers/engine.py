@@ -23,6 +23,7 @@ from runner.engines.transformers.rolling_batch import RollingBatch
 from runner.engines.transformers.sampling import RowSampler, choose_tokens
 from runner.engines.transformers.shared_prefix import SharedPrefix, read_shared_prefix
 from runner.errors import ModelLoadError, PromptTooLongError, one_line
+from runner.reasoning import OPEN_TAG, prompt_opens_thinking
 from runner.weights.fusing import MergedProjections
 from runner.weights.half_weights import Float16WeightLinear
 from runner.weights.loading import context_tokens, eos_token_ids, load_model
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PROMPT_ERRORS = (PromptTooLongError, TemplateError)
 """What building one request's prompt raises for that request alone."""
+PROMPT_END_TOKENS = 16
+"""Tokens at the end of a prompt read for a `<think>` the chat template left open."""
 
 
 class TransformersEngine:
@@ -60,6 +63,9 @@ class TransformersEngine:
             tokenizer.pad_token = tokenizer.eos_token
         self.model = model
         self.tokenizer = tokenizer
+        self.sees_images = False
+        """A text model: runner/engines/transformers/vision.py is the engine of models that see."""
+        self.max_image_side = 0
         self.system_prompt = system_prompt
         self.context_tokens = context_tokens
         self.max_rows = max_rows
@@ -155,10 +161,12 @@ class TransformersEngine:
             except ValueError as exc:  # settings transformers refuses, such as a penalty of 0
                 self.done.append(GenerationResult.failed(request.job_id, f"generation failed: {one_line(exc)}"))
                 continue
-            self.waiting.append(Row(request, prompt, sampler))
+            prompt_end = cast(str, self.tokenizer.decode(prompt[-PROMPT_END_TOKENS:]))
+            opens_thinking = prompt_opens_thinking(prompt_end)
+            self.waiting.append(Row(request, prompt, sampler, opens_thinking=opens_thinking))
 
     def partial_texts(self) -> dict[str, str]:
-        return {row.request.job_id: self._text(row.generated) for row in self.running if row.generated}
+        return {row.request.job_id: self._row_text(row) for row in self.running if row.generated}
 
     def step(self) -> list[GenerationResult]:
         """Lets waiting jobs join and reads their prompts if any can; otherwise generates one token for each row."""
@@ -290,9 +298,12 @@ class TransformersEngine:
 
     def _answer(self, row: Row) -> GenerationResult:
         """The answer text (up to the first end-of-sequence token) and the number of tokens generated."""
-        return GenerationResult(
-            row.request.job_id, self._text(row.generated), None, len(row.prompt), len(row.generated)
-        )
+        return GenerationResult(row.request.job_id, self._row_text(row), None, len(row.prompt), len(row.generated))
+
+    def _row_text(self, row: Row) -> str:
+        """The row's text; one whose prompt opened a think block starts with that tag, so that the model's thinking
+        before its `</think>` is told from its answer (runner/reasoning.py)."""
+        return (OPEN_TAG if row.opens_thinking else "") + self._text(row.generated)
 
     def _text(self, new_ids: list[int]) -> str:
         """The text of generated tokens, up to the first end-of-sequence one."""

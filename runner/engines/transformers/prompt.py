@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Mapping, Sequence, Sized
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from jinja2 import TemplateError
 
@@ -12,6 +12,8 @@ from shared.schemas import Turn
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
+
+P = TypeVar("P", bound=Sized)
 
 
 def build_prompt_ids(
@@ -30,6 +32,14 @@ def build_prompt_ids(
     def render(turns: Sequence[Turn], text: str) -> list[int]:
         return _render(tokenizer, system_prompt, turns, text)
 
+    return fit_prompt(render, history, message, max_prompt_tokens)
+
+
+def fit_prompt(
+    render: Callable[[Sequence[Turn], str], P], history: Sequence[Turn], message: str, max_prompt_tokens: int
+) -> P:
+    """The prompt `render` makes of the newest history and the message that fit in `max_prompt_tokens` (its length);
+    see build_prompt_ids."""
     # Each candidate starts at a user turn, so exchanges are dropped whole and the template sees user first.
     starts = [i for i, turn in enumerate(history) if turn["role"] == "user"]
     if starts:
