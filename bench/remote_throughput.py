@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import openai
+from generation_pipeline import ANSWER_TIMEOUT_S, KEYS, NEW_TOKENS, Pipeline, bench_settings, request
 from openai import AsyncOpenAI
-from throughput import ANSWER_TIMEOUT_S, KEYS, NEW_TOKENS, Pipeline, bench_settings, request
 
 from runner.engines.openai.chat import MIN_TOKENS_DIALECTS, chat_messages, extra_fields
 from runner.engines.protocol import GenerationRequest
