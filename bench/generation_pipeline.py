@@ -19,8 +19,8 @@ from redis.asyncio import Redis  # noqa: E402
 
 from runner.engines.choice import served_model_name  # noqa: E402
 from runner.engines.protocol import GenerationRequest  # noqa: E402
-from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
+from shared.jobs import new_job  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.schemas import Job, Response, decode_response  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -117,21 +117,10 @@ class Pipeline:
         return concurrency * NEW_TOKENS / elapsed
 
     def job(self, user: str, index: int) -> Job:
-        return {
-            "id": f"{self.rounds}{index:04d}",
-            "user_id": user,
-            "channel_id": "900",
-            "guild_id": "800",
-            "content": QUESTIONS[index % len(QUESTIONS)],
-            "enqueued_at": time.time(),
-            "attempts": 0,
-            "conversation": private_conversation("900", user),
-            "lane": user,
-            "model": self.model,
-            "max_new_tokens": NEW_TOKENS,
-            "min_new_tokens": NEW_TOKENS,
-            "temperature": 0.0,
-        }
+        question = QUESTIONS[index % len(QUESTIONS)]
+        job = new_job(f"{self.rounds}{index:04d}", user, "900", question, guild_id="800", model=self.model)
+        job.update(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, temperature=0.0)
+        return job
 
     async def close(self) -> None:
         self.system.stop_all()

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from redis.asyncio import Redis  # noqa: E402
 
 from shared.channel_access import ChannelAccess  # noqa: E402
-from shared.conversation_ids import private_conversation  # noqa: E402
 from shared.job_queue import JobQueue  # noqa: E402
+from shared.jobs import new_job  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from shared.personas import Personas  # noqa: E402
 from shared.role_access import RoleAccess  # noqa: E402
@@ -89,19 +89,9 @@ def peak_per_second(times: Iterable[float]) -> int:
     return max((bisect.bisect_right(ordered, t + 1.0) - i for i, t in enumerate(ordered)), default=0)
 
 
-def new_job(user_id: str, index: int) -> Job:
-    return {
-        "id": str(1_200_000_000_000_000_000 + index),
-        "user_id": user_id,
-        "channel_id": "900",
-        "guild_id": "800",
-        "content": f"Hey llama, question {index}",
-        "enqueued_at": time.time(),
-        "attempts": 0,
-        "conversation": private_conversation("900", user_id),
-        "lane": user_id,
-        "model": ECHO_MODEL_NAME,
-    }
+def bench_job(user_id: str, index: int) -> Job:
+    job_id, content = str(1_200_000_000_000_000_000 + index), f"Hey llama, question {index}"
+    return new_job(job_id, user_id, "900", content, guild_id="800", model=ECHO_MODEL_NAME)
 
 
 class Bench:
@@ -270,7 +260,7 @@ class Bench:
         """Jobs/s from the first enqueue to the last completion, runners only (no bot, no updater, no Discord)."""
         await self.redis.flushall()
         await self.runners("capacity", CAPACITY_RUNNERS, BATCH_SIZE=str(CAPACITY_BATCH))
-        jobs = [new_job(f"u{i}", i) for i in range(CAPACITY_JOBS)]
+        jobs = [bench_job(f"u{i}", i) for i in range(CAPACITY_JOBS)]
         started = time.monotonic()
         await self.enqueue_all(jobs)
         done = await self.wait_responses(CAPACITY_JOBS, timeout_s=120)
@@ -283,7 +273,7 @@ class Bench:
         env = {"MODEL": f"echo:{SCALING_DELAY_S}", "BATCH_SIZE": str(SCALING_BATCH)}
         await self.runners(f"scaling{runner_count}", runner_count, **env)
         total = runner_count * SCALING_BATCH * SCALING_ROUNDS
-        jobs = [new_job(f"s{i}", i) for i in range(total)]
+        jobs = [bench_job(f"s{i}", i) for i in range(total)]
         started = time.monotonic()
         await self.enqueue_all(jobs)
         done = await self.wait_responses(total, timeout_s=120)

@@ -25,6 +25,7 @@ from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E40
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from shared.conversation_ids import shared_conversation  # noqa: E402
 from shared.job_queue import exchange  # noqa: E402
+from shared.jobs import new_job  # noqa: E402
 from shared.schemas import Job, Turn  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
@@ -35,18 +36,10 @@ ROUNDS = 3
 
 def job(index: int, content: str) -> Job:
     conversation = shared_conversation("1")
-    return {
-        "id": f"t{index}",
-        "user_id": str(index % len(SPEAKERS)),
-        "channel_id": "1",
-        "guild_id": "2",
-        "content": content,
-        "enqueued_at": 0.0,
-        "attempts": 0,
-        "conversation": conversation,
-        "lane": conversation,
-        "author_name": SPEAKERS[index % len(SPEAKERS)],
-    }
+    user = str(index % len(SPEAKERS))
+    item = new_job(f"t{index}", user, "1", content, guild_id="2", conversation=conversation, lane=conversation)
+    item["author_name"] = SPEAKERS[index % len(SPEAKERS)]
+    return item
 
 
 def request(settings: Settings, item: Job, history: list[Turn], new_tokens: int, minimum: int) -> GenerationRequest:

@@ -5,7 +5,6 @@ has not opted in, the consent prompt); and edits or deletions of messages that s
 from __future__ import annotations
 
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from shared.channel_access import ChannelAccess, access_fields, may_speak
 from shared.consent import ConsentRegistry
 from shared.conversation_ids import private_conversation, shared_conversation
 from shared.job_queue import EnqueueResult, JobQueue
+from shared.jobs import new_job
 from shared.model_choice import ModelChoices, Route
 from shared.observability.metrics import MESSAGES
 from shared.personas import PersonaInForce, persona_fields, persona_in_force
@@ -287,21 +287,18 @@ class MessageIntake:
         self, message: discord.Message, question: str, destination: Destination, place: Place, reading: Reading
     ) -> Job:
         """The job for a message, routed to its model (see shared/model_choice.py), carrying its persona."""
-        job: Job = {
-            "id": str(message.id),
-            "user_id": str(message.author.id),
-            "channel_id": str(message.channel.id),
-            "guild_id": place.guild_id,
-            "content": question,
-            "enqueued_at": time.time(),
-            "attempts": 0,
-            "conversation": destination.conversation,
-            "lane": destination.lane,
-        }
+        job = new_job(
+            str(message.id),
+            str(message.author.id),
+            str(message.channel.id),
+            question,
+            guild_id=place.guild_id,
+            conversation=destination.conversation,
+            lane=destination.lane,
+            model=reading.route.model,
+        )
         if destination.shared:
             job["author_name"] = speaker_name(message.author.display_name, fallback=message.author.name)
-        if reading.route.model is not None:
-            job["model"] = reading.route.model
         carry_persona(job, reading, place)
         return job
 

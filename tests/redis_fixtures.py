@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from shared.conversation_ids import private_conversation
 from shared.job_queue import JobQueue
+from shared.jobs import new_job
 from shared.keys import Keys
 from shared.schemas import Job
 from shared.settings import Settings
@@ -61,18 +60,7 @@ def make_job() -> Callable[..., Job]:
     """Builds jobs as the bot does; each gets a new snowflake-like id."""
 
     def build(user_id: str = "42", content: str = "hello", channel_id: str = "900", **extra: object) -> Job:
-        job: Job = {
-            "id": str(next(_message_ids)),
-            "user_id": user_id,
-            "channel_id": channel_id,
-            "guild_id": "800",
-            "content": content,
-            "enqueued_at": time.time(),
-            "attempts": 0,
-            "conversation": private_conversation(channel_id, user_id),
-            "lane": user_id,
-            "model": TEST_MODEL,
-        }
+        job = new_job(str(next(_message_ids)), user_id, channel_id, content, guild_id="800", model=TEST_MODEL)
         job.update(extra)  # type: ignore[typeddict-item]
         return job
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
 from shared.conversation_ids import private_conversation
 from shared.job_queue import APOLOGY_TEXT, JobQueue
-from shared.schemas import Job
+from shared.jobs import new_job
 from shared.settings import Settings
 from tests.e2e_support import replies_to
 from tests.fault_support import KEYS, running_cluster
@@ -32,16 +31,10 @@ async def test_poison_job_is_dead_lettered_with_an_apology_while_others_are_answ
         # A job carrying a per-job override the model refuses: transformers' generate() raises ValueError for
         # max_new_tokens=0, inside the real engine, on every try. The Discord message it answers is ordinary.
         message = await fake.send_message(poisoner, "just chatting, not for the bot")
-        poison: Job = {
-            "id": message["id"],
-            "user_id": poisoner["id"],
-            "channel_id": message["channel_id"],
-            "guild_id": fake.guild_id,
-            "content": "what is a llama?",
-            "enqueued_at": time.time(),
-            "attempts": 0,
-            "max_new_tokens": 0,
-        }
+        poison = new_job(
+            message["id"], poisoner["id"], message["channel_id"], "what is a llama?", guild_id=fake.guild_id
+        )
+        poison["max_new_tokens"] = 0
         queue = JobQueue(cluster.redis, KEYS, Settings(max_attempts=MAX_ATTEMPTS))
         assert (await queue.enqueue(poison)).status == "queued"
         question = await fake.send_message(bystander, "Hey Llama, what is the capital of France?")

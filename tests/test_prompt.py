@@ -10,6 +10,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from runner.conversation import GROUP_CONVERSATION_LINE, model_view
 from runner.engines.transformers.prompt import build_prompt_ids
 from runner.errors import PromptTooLongError
+from shared.jobs import new_job
 from shared.schemas import Job, Turn
 
 SYSTEM = "You are a test bot."
@@ -126,18 +127,9 @@ SHARED_HISTORY: list[Turn] = [
 
 
 def shared_job(content: str, author: str) -> Job:
-    return {
-        "id": "9",
-        "user_id": "1",
-        "channel_id": "77",
-        "guild_id": "5",
-        "content": content,
-        "enqueued_at": 0.0,
-        "attempts": 0,
-        "conversation": "thread:77",
-        "lane": "thread:77",
-        "author_name": author,
-    }
+    job = new_job("9", "1", "77", content, guild_id="5", conversation="thread:77", lane="thread:77")
+    job["author_name"] = author
+    return job
 
 
 def test_a_shared_threads_prompt_names_every_speaker_and_says_it_is_a_group(tokenizer: PreTrainedTokenizerBase) -> None:

@@ -5,14 +5,13 @@ the answer through the interaction, whose token travels with the job as a Secret
 from __future__ import annotations
 
 import logging
-import time
 
 import discord
 
 from bot import texts
 from bot.intake import Destination, MessageIntake, carry_persona
 from bot.slash import REQUEST_ERRORS, failure
-from shared.conversation_ids import private_conversation
+from shared.jobs import new_job
 from shared.observability.metrics import MESSAGES
 from shared.redis_client import REDIS_DOWN_ERRORS
 from shared.schemas import InteractionRef, Job
@@ -89,18 +88,8 @@ class AskIntake:
         }
         if original_id is not None:
             reference["original_id"] = str(original_id)
-        job: Job = {
-            "id": str(interaction.id),
-            "user_id": user_id,
-            "channel_id": channel_id,
-            "guild_id": guild_id,
-            "content": question,
-            "enqueued_at": time.time(),
-            "attempts": 0,
-            "conversation": private_conversation(channel_id, user_id),
-            "lane": user_id,
-            "interaction": reference,
-        }
+        job = new_job(str(interaction.id), user_id, channel_id, question, guild_id=guild_id)
+        job["interaction"] = reference
         channel = interaction.channel or interaction.client.get_partial_messageable(
             interaction.channel_id or 0, guild_id=interaction.guild_id
         )
