@@ -48,7 +48,7 @@ class SettingSpec(Generic[T]):
     default: T
     """The value when the variable is unset or empty."""
     doc: str
-    """What it is for, in one line."""
+    """What it is for: the one text the README's settings table and `.env.example` print (shared/settings_docs.py)."""
     used_by: Process
     default_doc: str | None = None
     """How the README shows the default where the value alone would not say it (e.g. `host-pid-random`)."""
@@ -56,6 +56,8 @@ class SettingSpec(Generic[T]):
     """A credential: logs never show it, and `.env.example` holds an empty placeholder for it, never a value."""
     testing_only: bool = False
     """Only tests set it (e.g. to point at a fake Discord); `.env.example` keeps it commented out."""
+    example: str | None = None
+    """What `.env.example` shows after `NAME=` where the default's own text would not do (a testing-only URL)."""
 
     def read(self, env: Mapping[str, str]) -> T:
         """The value `env` gives it: the default when unset or blank, else the parsed text."""
@@ -78,13 +80,14 @@ def setting(
     default_doc: str | None = None,
     secret: bool = False,
     testing_only: bool = False,
+    example: str | None = None,
 ) -> T:
-    """A field of `Settings` declaring one setting; adding a setting is one such field, plus its line in
-    `.env.example` and its row in the README's settings table (tests/test_deployment_files.py checks both).
+    """A field of `Settings` declaring one setting: adding one is this field alone, then `python -m
+    shared.settings_docs --write` prints its row in the README's settings table and its lines in `.env.example`.
 
     e.g. `max_new_tokens: int = setting("MAX_NEW_TOKENS", bounded(int, 1, 32768), 256, "...", used_by=RUNNER)`
     """
-    spec = SettingSpec(env, parse, default, doc, used_by, default_doc, secret, testing_only)
+    spec = SettingSpec(env, parse, default, doc, used_by, default_doc, secret, testing_only, example)
     return dataclasses.field(default=default, metadata={_METADATA_KEY: spec})
 
 
