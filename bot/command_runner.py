@@ -101,7 +101,7 @@ class CommandRunner:
         return text
 
     async def set_server_default(self, invocation: Invocation) -> str:
-        """`/model-default`: `!model default` as a command of its own (see README, Slash commands)."""
+        """`/model-default`: `!model default` as a command of its own (docs/decisions/020-model-default-command.md)."""
         try:
             text = await self.model_commands.set_server_default(invocation)
         except REDIS_DOWN_ERRORS:

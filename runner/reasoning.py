@@ -1,7 +1,7 @@
 """A reasoning model's thinking told apart from its answer, as the text streams in: what is between `<think>` and
 `</think>` is reasoning, never part of the answer.
 
-The rules (README, "Reasoning models"):
+The rules (docs/decisions/017-reasoning-tags.md):
 - A think block counts only at the start of the answer: its first non-blank characters are `<think>` (several
   blocks in a row count too). A `<think>` anywhere later is just text, so answers that write about the tag are
   shown as written, and an unterminated block is reasoning to the end (a model that ran out of tokens thinking).

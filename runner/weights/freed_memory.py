@@ -2,7 +2,7 @@
 
 Packing replaces each layer's row-major weight by a packed copy made beside it, so the freed originals end up
 between live blocks, where glibc keeps them mapped: the runner's resident memory counts them until it exits
-(README, Benchmarks). `malloc_trim` returns those pages.
+(docs/decisions/013-returning-freed-memory.md). `malloc_trim` returns those pages.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """On a CPU without native bfloat16, linear weights kept in float16 and multiplied in float32 by fbgemm.
 
 A decoding step reads every weight once, so halving their bytes speeds it up where reading them is what takes
-the time (one row: 1.5x here; README, Benchmarks). The products and sums stay float32; only each weight is rounded
+the time (docs/decisions/010-float16-weights.md). The products and sums stay float32; only each weight is rounded
 to float16's 11-bit mantissa, once, at load.
 """
 

@@ -1,8 +1,9 @@
 """On a CPU, every float32 or bfloat16 linear layer's weight reordered once into oneDNN's blocked layout, and
 multiplied by oneDNN; or, when asked, float32 layers' weights held in float16 for fbgemm (half_weights.py).
 
-torch's `F.linear` re-reads the row-major weight at every call; packed, it does not (README, Benchmarks). oneDNN
-packs bfloat16 only on CPUs with AVX-512 (BW, VL, DQ) or AVX-NE-CONVERT; elsewhere the layers stay as they are.
+torch's `F.linear` re-reads the row-major weight at every call; packed, it does not
+(docs/decisions/001-packed-linear-weights.md). oneDNN packs bfloat16 only on CPUs with AVX-512 (BW, VL, DQ) or
+AVX-NE-CONVERT; elsewhere the layers stay as they are.
 """
 
 from __future__ import annotations

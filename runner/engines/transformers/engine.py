@@ -1,7 +1,7 @@
 """Continuous batching with a transformers causal LM: jobs join a running batch and leave it as each one finishes.
 
 A static batch wastes the steps of rows that finished early and holds back jobs that arrive while it runs, and
-transformers' own continuous batching costs a CPU more than it saves (measurements: README, Benchmarks).
+transformers' own continuous batching costs a CPU more than it saves (docs/decisions/008-continuous-batching-engine.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One decoding step (one new token per row) of a Llama model on a CPU, in plain tensor calls.
 
-transformers' forward spends ~0.65 ms of Python per layer and step whatever the batch, a fifth of a 16-row step
-of the built-in model (README, Benchmarks). This makes the same tensor calls in the same order, so the logits are
+transformers' forward spends a fixed time in Python per layer and step whatever the batch, a large share of a CPU
+step (docs/decisions/003-plain-calls-decoding.md). This makes the same tensor calls in the same order, so the logits are
 the same bit for bit, without the module machinery. Prompts (several new tokens per row) keep the model's forward.
 """
 

@@ -1,7 +1,7 @@
 """Each job's own next-token choice in a shared batch: its penalty, temperature, top-p and stop condition.
 
 Chosen for the whole batch at once, with the arithmetic (and order) of transformers' processors, so that a job's
-answer is the one `generate` gives alone; row by row cost ~5% of a step (measurements: README, Benchmarks).
+answer is the one `generate` gives alone; row by row costs more (docs/decisions/012-batched-token-choice.md).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _sample(scores: torch.Tensor) -> torch.Tensor:
     """One token per row, drawn with probability softmax(scores); rows [n, vocab], -inf for tokens left out.
 
     Drawn among each row's candidates only when top-p left at most NUCLEUS_CANDIDATES of them: the same
-    distribution, without a multinomial over the whole vocabulary (README, Benchmarks: bench/sampling.py).
+    distribution, without a multinomial over the whole vocabulary (docs/decisions/012-batched-token-choice.md).
     """
     candidates = int(torch.isfinite(scores).sum(dim=-1).max())
     if candidates > NUCLEUS_CANDIDATES:
@@ -128,8 +128,9 @@ def _top_p(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Keeps each row's smallest set of tokens whose probabilities add up to more than its top_p (at least one).
 
     A token stays if the tokens above it add up to less than top_p, which is TopPLogitsWarper's rule read from
-    the top. The NUCLEUS_CANDIDATES best tokens (a topk, far cheaper than sorting the vocabulary: README,
-    Benchmarks) hold the whole nucleus whenever they add up to top_p, and only other rows are sorted.
+    the top. The NUCLEUS_CANDIDATES best tokens (a topk, far cheaper than sorting the vocabulary:
+    docs/decisions/012-batched-token-choice.md) hold the whole nucleus whenever they add up to top_p, and only
+    other rows are sorted.
     """
     values, index = torch.topk(scores, min(NUCLEUS_CANDIDATES, scores.shape[-1]))
     probs = (values - torch.logsumexp(scores, dim=-1, keepdim=True)).exp()

@@ -1,7 +1,7 @@
 """The start every prompt shares (the system prompt in the chat template), read by the model once.
 
-A joining job's prompt is then read from where it differs: with the default system prompt, ~30 of the ~50 tokens
-of a short Discord question are shared (measurements: README, Benchmarks).
+A joining job's prompt is then read from where it differs: with the default system prompt, most of a short Discord
+question's prompt is shared (docs/decisions/008-continuous-batching-engine.md).
 """
 
 from __future__ import annotations
