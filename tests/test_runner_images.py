@@ -78,7 +78,8 @@ class FailingOnce(VisionEngine):
         position_ids: torch.Tensor,
         cache: DynamicCache | None,
     ) -> torch.Tensor:
-        if self._prefill_inputs and not self.failed:
+        reads_an_image = cache is not self.batch.cache and any(row.job_id in self.image_inputs for row in rows)
+        if reads_an_image and not self.failed:
             type(self).failed = True
             raise RuntimeError("out of memory, once")
         return super().forward(rows, input_ids, attention_mask, position_ids, cache)

@@ -1,8 +1,10 @@
-"""Loading an image-text-to-text model (transformers' AutoModelForImageTextToText) with its AutoProcessor: the
-models the built-in engine shows images to (SmolVLM, Idefics3, LLaVA, Gemma 3, Qwen2-VL...)."""
+"""Loading an image-text-to-text model (transformers' AutoModelForImageTextToText) with its processor: the models
+the built-in engine shows images to (SmolVLM, Idefics3, LLaVA, Gemma 3, Qwen2-VL, Llama 3.2 Vision...)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runner.errors import ModelLoadError, one_line
@@ -13,12 +15,15 @@ from runner.weights.packing import pack_linear_layers
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from torch import nn
     from transformers import PreTrainedModel
 
     from runner.weights.source import ModelFiles
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 """One of them is saved with a model's processor (its image processor's settings)."""
+NOT_PROCESSOR_SETTINGS = ("processor_class", "auto_map", "video_processor")
+"""Entries of processor_config.json that are not settings of the processor itself."""
 
 
 def is_image_text_to_text(files: ModelFiles) -> bool:
@@ -38,17 +43,17 @@ def is_image_text_to_text(files: ModelFiles) -> bool:
 
 def load_vision_model(files: ModelFiles, settings: Settings) -> tuple[PreTrainedModel, Any, DtypeChoice]:
     """The model, its processor and the dtype chosen, as load_model does for a text model; raises ModelLoadError."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     device = choose_device(settings.device)
     choice = choose_dtype(settings.dtype, device)
     try:
-        processor = AutoProcessor.from_pretrained(files.directory, local_files_only=True)  # type: ignore[no-untyped-call]
+        processor = load_processor(files.directory)
         model = AutoModelForImageTextToText.from_pretrained(files.directory, dtype=choice.dtype, local_files_only=True)
         model.to(device).eval()  # type: ignore[arg-type]
         if device == "cpu":
             # The language model only: its projections are what every decoding step multiplies by.
-            merge_projections(model.get_decoder())  # type: ignore[no-untyped-call]
+            merge_token_projections(model.get_decoder())  # type: ignore[no-untyped-call]
             pack_linear_layers(model, settings.batch_size, float16_weights=choice.float16_weights)
             return_freed_memory()
     except (OSError, ValueError, ImportError, RuntimeError, KeyError, TypeError) as exc:
@@ -56,3 +61,58 @@ def load_vision_model(files: ModelFiles, settings: Settings) -> tuple[PreTrained
     if getattr(processor, "image_processor", None) is None or getattr(processor, "tokenizer", None) is None:
         raise ModelLoadError(f"MODEL {files.name}: its processor has no image processor or no tokenizer")
     return model, processor, choice
+
+
+def load_processor(directory: Path) -> Any:
+    """The model's processor, without the video processor some carry (Qwen2-VL's, SmolVLM's): the runner shows
+    images only, and transformers' video processors need torchvision, which has no CPU build on PyPI."""
+    from transformers import AutoImageProcessor, AutoProcessor, AutoTokenizer
+
+    kind = _processor_class(directory)
+    if kind is None or "video_processor" not in kind.get_attributes():
+        return AutoProcessor.from_pretrained(directory, local_files_only=True)  # type: ignore[no-untyped-call]
+
+    class WithoutVideos(kind):  # type: ignore[misc,valid-type]
+        def __init__(self, image_processor: Any, tokenizer: Any, **settings: Any) -> None:
+            super().__init__(image_processor, tokenizer, None, **settings)
+
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return [name for name in super().get_attributes() if name != "video_processor"]
+
+    settings, _ = kind.get_processor_dict(directory, local_files_only=True)
+    image_processor = AutoImageProcessor.from_pretrained(directory, local_files_only=True)  # type: ignore[no-untyped-call]
+    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    return WithoutVideos(
+        image_processor,
+        tokenizer,
+        **{key: value for key, value in settings.items() if key not in NOT_PROCESSOR_SETTINGS},
+    )
+
+
+def _processor_class(directory: Path) -> Any:
+    """The processor class named where AutoProcessor looks for it (processor_config.json, else the image
+    processor's preprocessor_config.json, as Qwen2-VL's files have it), else the one of the model's type."""
+    from transformers import AutoConfig
+    from transformers.models.auto.auto_mappings import PROCESSOR_MAPPING_NAMES
+    from transformers.models.auto.processing_auto import processor_class_from_name
+
+    for file in PROCESSOR_FILES:
+        path = directory / file
+        name = json.loads(path.read_text()).get("processor_class") if path.is_file() else None
+        if isinstance(name, str):
+            return processor_class_from_name(name)
+    config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    name = PROCESSOR_MAPPING_NAMES.get(config.model_type)
+    return processor_class_from_name(name) if isinstance(name, str) else None
+
+
+def merge_token_projections(decoder: nn.Module) -> None:
+    """merge_projections for the decoder's layers, but for cross-attention (Mllama's), whose keys and values read
+    the image states, not the tokens its queries read: merged, each of its calls would compute all three."""
+    layers = getattr(decoder, "layers", None)
+    if layers is None:
+        merge_projections(decoder)
+        return
+    for layer in layers:
+        merge_projections(layer.mlp if hasattr(layer, "cross_attn") else layer)

@@ -3,9 +3,10 @@ continuous batch as every other job.
 
 A job with images joins the running batch as any job does: its prompt, the image tokens expanded by the model's
 processor, is read in one forward with the images' pixel values (the model puts the image features where the image
-tokens are), and from then on it decodes with the others, as text. So a text-only job waits at most for that
-prefill. Only families whose forward takes the engine's own inputs (left-padded ids, 1-D positions, a plain
-key/value cache) batch that way: see BATCHED_FAMILIES; any other loads as a text model that cannot see.
+tokens are, or, for Mllama, caches them for its cross-attention layers), and from then on it decodes with the
+others. So a text-only job waits at most for that prefill. What a family's forward needs besides the engine's own
+inputs (3-D positions, image token types, which image tiles a token sees) is built for each forward by its
+ImageFamily (vision_families.py); a family not in FAMILIES loads as a text model that cannot see.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from runner.engines.protocol import GenerationRequest, GenerationResult
 from runner.engines.transformers.admission import Row
 from runner.engines.transformers.engine import TransformersEngine
 from runner.engines.transformers.prompt import fit_prompt
-from runner.engines.transformers.shared_prefix import SharedPrefix
+from runner.engines.transformers.vision_families import FAMILIES, ImageFamily, JobImages
 from runner.errors import ModelLoadError, PromptTooLongError
 from runner.weights.loading import context_tokens
 from runner.weights.vision_loading import is_image_text_to_text, load_vision_model
@@ -37,15 +38,6 @@ if TYPE_CHECKING:
     from runner.weights.source import ModelFiles
 
 log = logging.getLogger(__name__)
-
-BATCHED_FAMILIES = frozenset({"llava", "idefics3", "smolvlm"})
-"""Model types whose images are read in the running batch (checked against the model's own `generate`, in float32:
-tests/test_vision_engine.py). Others (Qwen2-VL's 3-D positions, Mllama's cross-attention cache, Gemma 3's image
-token types) would each need inputs of their own."""
-DEFAULT_IMAGE_SIDE = 2048
-"""The longest side an image is scaled down to when the processor's settings do not say what the model takes."""
-SHORTEST_EDGE_ASPECT = 4
-"""A processor that sizes images by their shortest edge is given images up to this many times that long."""
 
 Content = list[dict[str, str]]
 
@@ -77,12 +69,14 @@ class VisionEngine(TransformersEngine):
         sees_images: bool = True,
     ) -> None:
         tokenizer = processor.tokenizer
-        if not tokenizer.chat_template and getattr(processor, "chat_template", None):
-            tokenizer.chat_template = processor.chat_template
+        self.chat_template = getattr(processor, "chat_template", None) or tokenizer.chat_template
+        """The processor's template (it knows image parts), else the tokenizer's."""
+        if not tokenizer.chat_template:
+            tokenizer.chat_template = self.chat_template
         self.processor = processor
-        self.image_inputs: dict[str, dict[str, torch.Tensor]] = {}
-        """The processor's image tensors (pixel values...) of each job added and not yet answered, by job id."""
-        self._prefill_inputs: dict[str, torch.Tensor] = {}
+        self.family = FAMILIES.get(str(model.config.model_type), ImageFamily)(model)
+        self.image_inputs: dict[str, JobImages] = {}
+        """The image inputs of each job added and not yet answered, by job id."""
         super().__init__(
             model,
             tokenizer,
@@ -92,8 +86,9 @@ class VisionEngine(TransformersEngine):
             max_rows=max_rows,
             token_budget=token_budget,
         )
+        self.batch = self.family.batch()
         self.sees_images = sees_images
-        self.max_image_side = image_side(processor.image_processor) if sees_images else 0
+        self.max_image_side = self.family.image_side(processor.image_processor) if sees_images else 0
         self.description += f" images={'seen' if sees_images else 'not-seen'}"
 
     @classmethod
@@ -141,7 +136,8 @@ class VisionEngine(TransformersEngine):
         inputs = processed if prompt.text == bare else self._process(prompt.text, images)
         ids = cast(list[int], inputs.pop("input_ids")[0].tolist())
         inputs.pop("attention_mask", None)
-        self.image_inputs[request.job_id] = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        tensors = {key: value for key, value in inputs.items() if isinstance(value, torch.Tensor)}
+        self.image_inputs[request.job_id] = self.family.job_images(ids, tensors)
         return ids
 
     def step(self) -> list[GenerationResult]:
@@ -150,36 +146,42 @@ class VisionEngine(TransformersEngine):
             self.image_inputs.pop(result.job_id, None)
         return finished
 
-    def _read_prompts(self, joining: list[Row], prefix: SharedPrefix | None) -> None:
-        """Reads the joining rows' prompts with their images (a failed batch reads each row alone, with its own)."""
-        self._prefill_inputs = merged([self.image_inputs.get(row.request.job_id, {}) for row in joining])
-        try:
-            super()._read_prompts(joining, prefix)
-        finally:
-            self._prefill_inputs = {}
+    def _prefill(self, joining: list[Row]) -> None:
+        """Reads the joining rows' prompts in one forward, but where the family reads images alone (Mllama: the
+        prompts before an image would see another job's padding images), each image job's in one of its own."""
+        alone = [row for row in joining if self.family.reads_images_alone and row.request.job_id in self.image_inputs]
+        for row in alone:
+            self._read_prompts([row], None)
+        together = [row for row in joining if row not in alone]
+        if together:
+            self._read_prompts(together, None)
 
-    def _logits(
+    def forward(
         self,
+        rows: Sequence[GenerationRequest],
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor,
         cache: DynamicCache | None,
     ) -> torch.Tensor:
-        if not self._prefill_inputs:
-            return super()._logits(input_ids, attention_mask, position_ids, cache)
+        """As the text engine's, with what the model's family needs: a prefill's images, and its own inputs."""
+        jobs = [self.image_inputs.get(row.job_id) for row in rows]
+        if cache is not None and cache is self.batch.cache:
+            inputs = self.family.decode_inputs(jobs, position_ids, self.batch)
+        else:
+            inputs = self.family.prefill_inputs(jobs, int(input_ids.shape[1]), position_ids)
         device = self.model.device
-        images = {key: value.to(device) for key, value in self._prefill_inputs.items()}
-        if "pixel_values" in images:
-            images["pixel_values"] = images["pixel_values"].to(self.model.dtype)
+        inputs = {key: value.to(device) for key, value in inputs.items()}
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         with torch.inference_mode():
             output = self.model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
-                position_ids=position_ids,
                 past_key_values=cache,
                 use_cache=True,
                 logits_to_keep=1,
-                **images,
+                **inputs,
             )
         return cast(torch.Tensor, output.logits[:, -1, :].float())
 
@@ -199,7 +201,14 @@ class VisionEngine(TransformersEngine):
             return self._apply(conversation)
 
     def _apply(self, conversation: list[dict[str, Any]]) -> str:
-        return cast(str, self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False))
+        # Through the tokenizer: a processor's own apply_chat_template may reach for its video processor (SmolVLM's
+        # does), which the runner does not load (runner/weights/vision_loading.py).
+        return cast(
+            str,
+            self.tokenizer.apply_chat_template(
+                conversation, chat_template=self.chat_template, add_generation_prompt=True, tokenize=False
+            ),
+        )
 
     def _tokens(self, text: str) -> list[int]:
         # The template writes the special tokens (BOS...) itself.
@@ -213,62 +222,17 @@ def _text(text: str) -> Content:
     return [{"type": "text", "text": text}] if text else []
 
 
-def merged(inputs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Several jobs' image tensors as one prefill's: stacked along the first dimension in row order (the order of
-    their image tokens in the batch), other dimensions zero-padded to the largest (Idefics3's padding images)."""
-    keys = [key for key in dict.fromkeys(k for one in inputs for k in one)]
-    out = {}
-    for key in keys:
-        tensors = [one[key] for one in inputs if key in one]
-        if len({t.dim() for t in tensors}) != 1:
-            raise ValueError(f"image input {key} has tensors of different ranks")
-        shape = [max(sizes) for sizes in zip(*(t.shape for t in tensors), strict=True)]
-        padded = []
-        for tensor in tensors:
-            pad = [
-                amount
-                for size, most in zip(reversed(tensor.shape[1:]), reversed(shape[1:]), strict=True)
-                for amount in (0, most - size)
-            ]
-            padded.append(torch.nn.functional.pad(tensor, pad) if any(pad) else tensor)
-        out[key] = torch.cat(padded)
-    return out
-
-
-def image_side(image_processor: Any) -> int:
-    """The longest side, in pixels, an image is worth giving the processor (it scales it again to what the model
-    takes): from its size settings (a dict, or transformers' SizeDict), else DEFAULT_IMAGE_SIDE."""
-    for size in (getattr(image_processor, "max_image_size", None), getattr(image_processor, "size", None)):
-        if size is None:
-            continue
-        longest, height, width = _size(size, "longest_edge"), _size(size, "height"), _size(size, "width")
-        shortest, max_pixels = _size(size, "shortest_edge"), _size(size, "max_pixels")
-        if longest:
-            return longest
-        if height and width:
-            return max(height, width)
-        if shortest:
-            return shortest * SHORTEST_EDGE_ASPECT
-        if max_pixels:
-            return int(max_pixels**0.5)
-    return DEFAULT_IMAGE_SIDE
-
-
-def _size(size: Any, key: str) -> int:
-    value = size.get(key) if isinstance(size, dict) else getattr(size, key, None)
-    return int(value) if isinstance(value, int | float) and value > 0 else 0
-
-
 def load_transformers_engine(files: ModelFiles, settings: Settings) -> TransformersEngine:
-    """The built-in engine for MODEL's files: a VisionEngine for an image-text-to-text model of a family that batches
-    images, else the text engine; MODEL_SEES_IMAGES=false keeps a vision model's images from it, true requires one."""
+    """The built-in engine for MODEL's files: a VisionEngine for an image-text-to-text model of a family it shows
+    images to, else the text engine; MODEL_SEES_IMAGES=false keeps a vision model's images from it, true requires
+    one."""
     wanted = settings.model_sees_images
     if is_image_text_to_text(files):
         family = _model_type(files)
-        if family in BATCHED_FAMILIES:
+        if family in FAMILIES:
             return VisionEngine.load_vision(files, settings, sees_images=wanted is not False)
         if wanted:
-            families = ", ".join(sorted(BATCHED_FAMILIES))
+            families = ", ".join(sorted(FAMILIES))
             raise ModelLoadError(
                 f"MODEL_SEES_IMAGES=true, but the built-in engine shows images to {families} models only, not "
                 f"{family}: serve it with vLLM and MODEL=openai:<id>"
