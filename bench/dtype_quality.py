@@ -26,7 +26,7 @@ from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.cpu_features import read_cpu_features  # noqa: E402
-from shared.settings import FLOAT16_WEIGHTS  # noqa: E402
+from shared.config.settings import FLOAT16_WEIGHTS  # noqa: E402
 
 ANSWERS = 16
 NEW_TOKENS = 64

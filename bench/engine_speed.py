@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from runner.diagnostic import greedy_request, run_diagnostic  # noqa: E402
 from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import Engine, generate_all  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
 
 BENCH_TOPICS = (
     "a dragon",

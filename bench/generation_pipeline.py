@@ -19,11 +19,11 @@ from redis.asyncio import Redis  # noqa: E402
 
 from runner.engines.choice import served_model_name  # noqa: E402
 from runner.engines.protocol import GenerationRequest  # noqa: E402
-from shared.job_queue import JobQueue  # noqa: E402
-from shared.jobs import new_job  # noqa: E402
-from shared.keys import Keys  # noqa: E402
-from shared.schemas import Job, Response, decode_response  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
+from shared.queues.job_queue import JobQueue  # noqa: E402
+from shared.queues.jobs import new_job  # noqa: E402
+from shared.queues.schemas import Job, Response, decode_response  # noqa: E402
+from shared.storage.keys import Keys  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 from tests.system import System  # noqa: E402
 

@@ -31,7 +31,7 @@ from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E40
 from runner.engines.transformers.vision import VisionEngine  # noqa: E402
 from runner.images.prepare import prepare_image  # noqa: E402
 from runner.images.seen import SeenImage  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
 from tests.tiny_model import build_tiny_model  # noqa: E402
 from tests.tiny_vlm import CHAT_TEMPLATE, build_tiny_vlm  # noqa: E402
 

@@ -37,14 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
-from shared.channel_access import ChannelAccess  # noqa: E402
-from shared.job_queue import JobQueue  # noqa: E402
-from shared.jobs import new_job  # noqa: E402
-from shared.keys import Keys  # noqa: E402
-from shared.personas import Personas  # noqa: E402
-from shared.role_access import RoleAccess  # noqa: E402
-from shared.schemas import Job, encode  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
+from shared.queues.job_queue import JobQueue  # noqa: E402
+from shared.queues.jobs import new_job  # noqa: E402
+from shared.queues.schemas import Job, encode  # noqa: E402
+from shared.storage.keys import Keys  # noqa: E402
+from shared.stores.channel_access import ChannelAccess  # noqa: E402
+from shared.stores.personas import Personas  # noqa: E402
+from shared.stores.role_access import RoleAccess  # noqa: E402
 from tests.fake_discord import FakeDiscord  # noqa: E402
 from tests.redis_server import RedisServer, free_port  # noqa: E402
 from tests.system import Process, System, base_env  # noqa: E402

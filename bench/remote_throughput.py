@@ -26,7 +26,7 @@ from openai import AsyncOpenAI
 
 from runner.engines.openai.chat import MIN_TOKENS_DIALECTS, chat_messages, extra_fields
 from runner.engines.protocol import GenerationRequest
-from shared.schemas import decode_response
+from shared.queues.schemas import decode_response
 
 CONCURRENCY = 16
 ROUNDS = 3

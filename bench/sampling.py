@@ -25,7 +25,7 @@ from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers import sampling  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
 
 ROWS = 16
 ROUNDS = 3

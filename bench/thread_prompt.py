@@ -23,11 +23,11 @@ from runner.conversation import model_view  # noqa: E402
 from runner.engines.choice import load_engine  # noqa: E402
 from runner.engines.protocol import GenerationRequest, generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
-from shared.conversation_ids import shared_conversation  # noqa: E402
-from shared.job_queue import exchange  # noqa: E402
-from shared.jobs import new_job  # noqa: E402
-from shared.schemas import Job, Turn  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
+from shared.queues.conversation_ids import shared_conversation  # noqa: E402
+from shared.queues.job_queue import exchange  # noqa: E402
+from shared.queues.jobs import new_job  # noqa: E402
+from shared.queues.schemas import Job, Turn  # noqa: E402
 
 SPEAKERS = ("alice", "bob", "carol", "dave")
 NEW_TOKENS = 64

@@ -48,7 +48,7 @@ from runner.engines.protocol import generate_all  # noqa: E402
 from runner.engines.transformers.engine import TransformersEngine  # noqa: E402
 from runner.weights.cpu_features import read_cpu_features  # noqa: E402
 from runner.weights.source import resolve_model  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.config.settings import Settings  # noqa: E402
 
 CONCURRENCY = (1, 4, 16, MOST_USERS)
 QUICK_CONCURRENCY = (1, 16)

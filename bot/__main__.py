@@ -12,13 +12,13 @@ import discord.http
 import yarl
 
 from bot.client import LlamaBot, create_bot
-from shared.discord_connect import log_discord_failures_in_one_line, log_in, wait_for_gateway
+from shared.config.settings import Settings
 from shared.errors import FatalStartupError
-from shared.observability.checks import redis_reachable
-from shared.observability.metrics import registry_for
-from shared.observability.server import Health, serving
-from shared.process import run_process
-from shared.settings import Settings
+from shared.runtime.discord_connect import log_discord_failures_in_one_line, log_in, wait_for_gateway
+from shared.runtime.observability.checks import redis_reachable
+from shared.runtime.observability.metrics import registry_for
+from shared.runtime.observability.server import Health, serving
+from shared.runtime.process import run_process
 
 log = logging.getLogger("bot")
 

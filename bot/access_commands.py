@@ -12,8 +12,8 @@ from bot import texts
 from bot.admin import operator_scope
 from bot.invocation import Invocation
 from bot.persona_commands import server_of
-from shared.role_access import RoleAccess
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.stores.role_access import RoleAccess
 
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot import texts
 from bot.commands import Command
 from bot.invocation import Invocation
-from shared.queue_inspection import QueueInspection
+from shared.stores.queue_inspection import QueueInspection
 
 
 def operator_scope(invocation: Invocation, admin_user_ids: frozenset[str]) -> tuple[bool, str | None]:

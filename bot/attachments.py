@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import aiohttp
 import discord
 
-from shared.schemas import Attachment
+from shared.queues.schemas import Attachment
 
 log = logging.getLogger(__name__)
 

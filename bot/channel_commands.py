@@ -10,8 +10,8 @@ from bot.admin import operator_scope
 from bot.commands import leading_channel
 from bot.invocation import Invocation
 from bot.persona_commands import channel_in_server, server_of
-from shared.channel_access import ChannelAccess
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.stores.channel_access import ChannelAccess
 
 
 class ChannelCommands:

@@ -11,10 +11,10 @@ from bot import texts
 from bot.invocation import Invocation
 from bot.outbox import Outbox
 from bot.relevance import speaker_name, thread_name
-from shared.channel_access import ChannelAccess
-from shared.consent import ConsentRegistry
-from shared.places import Place
-from shared.shared_threads import SharedThreads
+from shared.stores.channel_access import ChannelAccess
+from shared.stores.consent import ConsentRegistry
+from shared.stores.places import Place
+from shared.stores.shared_threads import SharedThreads
 
 log = logging.getLogger(__name__)
 

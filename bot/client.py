@@ -24,21 +24,21 @@ from bot.places import Places
 from bot.slash.ask import AskIntake
 from bot.slash.tree import SlashCommands
 from bot.unavailable_models import UnavailableModelNotices
-from shared.channel_access import ChannelAccess
-from shared.consent import ConsentRegistry
-from shared.job_queue import JobQueue
-from shared.keys import Keys
-from shared.model_choice import ModelChoices
-from shared.observability.checks import refresh_queue_gauges
-from shared.observability.discord_requests import request_counter
-from shared.personas import Personas
-from shared.queue_inspection import QueueInspection
-from shared.redis_client import create_redis, wait_for_redis
-from shared.role_access import RoleAccess
-from shared.served_models import LiveModels
-from shared.settings import Settings
-from shared.shared_threads import SharedThreads, drop_legacy_histories
-from shared.waiting_status import WaitingStatusReader
+from shared.config.settings import Settings
+from shared.queues.job_queue import JobQueue
+from shared.queues.served_models import LiveModels
+from shared.runtime.observability.checks import refresh_queue_gauges
+from shared.runtime.observability.discord_requests import request_counter
+from shared.storage.client import create_redis, wait_for_redis
+from shared.storage.keys import Keys
+from shared.stores.channel_access import ChannelAccess
+from shared.stores.consent import ConsentRegistry
+from shared.stores.model_choice import ModelChoices
+from shared.stores.personas import Personas
+from shared.stores.queue_inspection import QueueInspection
+from shared.stores.role_access import RoleAccess
+from shared.stores.shared_threads import SharedThreads, drop_legacy_histories
+from shared.stores.waiting_status import WaitingStatusReader
 
 log = logging.getLogger(__name__)
 

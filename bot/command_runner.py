@@ -16,13 +16,13 @@ from bot.invocation import Invocation
 from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
 from bot.persona_commands import PersonaCommands
-from shared.channel_access import ChannelAccess
-from shared.consent import ConsentRegistry
-from shared.queue_inspection import QueueInspection
-from shared.redis_client import REDIS_DOWN_ERRORS
-from shared.settings import Settings
-from shared.shared_threads import SharedThreads
-from shared.waiting_status import WaitingStatusReader
+from shared.config.settings import Settings
+from shared.storage.client import REDIS_DOWN_ERRORS
+from shared.stores.channel_access import ChannelAccess
+from shared.stores.consent import ConsentRegistry
+from shared.stores.queue_inspection import QueueInspection
+from shared.stores.shared_threads import SharedThreads
+from shared.stores.waiting_status import WaitingStatusReader
 
 log = logging.getLogger(__name__)
 

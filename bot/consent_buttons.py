@@ -13,8 +13,8 @@ from bot import texts
 from bot.first_contact import FirstContacts
 from bot.first_contact_texts import NO_THANKS_LABEL, NOT_YOURS, OPT_IN_LABEL, consent_accepted_text
 from bot.slash import REQUEST_ERRORS, failure
-from shared.consent import ConsentRegistry
-from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.storage.client import REDIS_DOWN_ERRORS
+from shared.stores.consent import ConsentRegistry
 
 log = logging.getLogger(__name__)
 

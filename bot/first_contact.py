@@ -17,8 +17,8 @@ import discord
 
 from bot.first_contact_texts import consent_prompt_text
 from bot.outbox import Outbox
-from shared.observability.metrics import MESSAGES
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.runtime.observability.metrics import MESSAGES
 
 log = logging.getLogger(__name__)
 

@@ -20,21 +20,21 @@ from bot.outbox import Outbox
 from bot.places import Places
 from bot.relevance import MessageFacts, addressed_text, speaker_name
 from bot.replies import quote
-from shared.channel_access import ChannelAccess, access_fields, may_speak
-from shared.consent import ConsentRegistry
-from shared.conversation_ids import private_conversation, shared_conversation
-from shared.job_queue import EnqueueResult, JobQueue
-from shared.jobs import new_job
-from shared.model_choice import ModelChoices, Route
-from shared.observability.metrics import MESSAGES
-from shared.personas import PersonaInForce, persona_fields, persona_in_force
-from shared.places import Place
-from shared.reactions import WAITING_EMOJI
-from shared.redis_client import REDIS_DOWN_ERRORS
-from shared.role_access import role_allowed, role_fields
-from shared.schemas import Job
-from shared.settings import Settings
-from shared.shared_threads import SharedThreads
+from shared.config.settings import Settings
+from shared.queues.conversation_ids import private_conversation, shared_conversation
+from shared.queues.job_queue import EnqueueResult, JobQueue
+from shared.queues.jobs import new_job
+from shared.queues.reactions import WAITING_EMOJI
+from shared.queues.schemas import Job
+from shared.runtime.observability.metrics import MESSAGES
+from shared.storage.client import REDIS_DOWN_ERRORS
+from shared.stores.channel_access import ChannelAccess, access_fields, may_speak
+from shared.stores.consent import ConsentRegistry
+from shared.stores.model_choice import ModelChoices, Route
+from shared.stores.personas import PersonaInForce, persona_fields, persona_in_force
+from shared.stores.places import Place
+from shared.stores.role_access import role_allowed, role_fields
+from shared.stores.shared_threads import SharedThreads
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ class MessageIntake:
         self, destination: Destination, place: Place, author: discord.User | discord.Member | None = None
     ) -> Reading:
         """The model, persona and access (channel, and the author's roles) that apply to a message, in one round
-        trip (shared/model_choice.py)."""
+        trip (shared/stores/model_choice.py)."""
         roles, administrator = roles_of(author) if author is not None else ([], False)
         fields = [*persona_fields(place), *access_fields(place), *role_fields(place, roles)]
         route, values = await self.models.route_reading(destination.chooser, place.guild_id, fields)
@@ -275,7 +275,7 @@ class MessageIntake:
 
     async def hint(self, message: discord.Message, place: Place) -> None:
         """Tells an opted-in user, once an hour per channel, that the bot does not answer there; nothing else of the
-        message is stored (shared/channel_access.py)."""
+        message is stored (shared/stores/channel_access.py)."""
         allowed = await self.access.hint_due(str(message.author.id), place)
         if allowed is None:
             return
@@ -286,7 +286,7 @@ class MessageIntake:
     def job_for(
         self, message: discord.Message, question: str, destination: Destination, place: Place, reading: Reading
     ) -> Job:
-        """The job for a message, routed to its model (see shared/model_choice.py), carrying its persona."""
+        """The job for a message, routed to its model (see shared/stores/model_choice.py), carrying its persona."""
         job = new_job(
             str(message.id),
             str(message.author.id),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import discord
 
 from bot.attachments import Attached
-from shared.schemas import Attachment, Job, Quoted
+from shared.queues.schemas import Attachment, Job, Quoted
 
 
 @dataclass

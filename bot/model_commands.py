@@ -8,11 +8,11 @@ from bot.admin import operator_scope
 from bot.commands import Command
 from bot.intake import may_be_shared_thread
 from bot.invocation import Invocation
-from shared.job_queue import JobQueue
-from shared.model_choice import ModelChoices
-from shared.model_names import parse_model_name
-from shared.settings import Settings
-from shared.shared_threads import SharedThreads
+from shared.config.settings import Settings
+from shared.queues.job_queue import JobQueue
+from shared.queues.model_names import parse_model_name
+from shared.stores.model_choice import ModelChoices
+from shared.stores.shared_threads import SharedThreads
 
 DEFAULT_WORD = "default"
 """`!model default <name>` sets the server's default rather than the caller's choice."""

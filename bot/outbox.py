@@ -9,10 +9,10 @@ from typing import Any
 import discord
 
 from bot.slash import REQUEST_ERRORS, failure
-from shared.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
-from shared.rate_limit import RequestBudget
-from shared.schemas import InteractionRef
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.schemas import InteractionRef
+from shared.runtime.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
+from shared.runtime.rate_limit import RequestBudget
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from bot.admin import operator_scope
 from bot.commands import leading_channel
 from bot.invocation import Invocation
 from bot.places import Places
-from shared.personas import PERSONA_MAX_CHARS, Personas
-from shared.places import Place
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.stores.personas import PERSONA_MAX_CHARS, Personas
+from shared.stores.places import Place
 
 
 def server_of(invocation: Invocation) -> discord.Guild | None:

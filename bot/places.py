@@ -1,4 +1,4 @@
-"""Where a Discord message was written, as shared/places.py describes it: its server, channel, and the channel a
+"""Where a Discord message was written, as shared/stores/places.py describes it: its server, channel, and the channel a
 thread belongs to (looked up once over REST for a thread discord.py has not seen, then remembered)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
-from shared.places import Place
+from shared.stores.places import Place
 
 log = logging.getLogger(__name__)
 

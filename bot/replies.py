@@ -11,7 +11,7 @@ import discord
 
 from bot.attachments import READ_ERRORS, read_attachments
 from bot.relevance import clean_text, speaker_name
-from shared.schemas import Quoted
+from shared.queues.schemas import Quoted
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from shared.model_choice import Route
-from shared.queue_inspection import QueueStats
-from shared.waiting_status import WaitingStatus
+from shared.stores.model_choice import Route
+from shared.stores.queue_inspection import QueueStats
+from shared.stores.waiting_status import WaitingStatus
 
 EMPTY_QUESTION = 'Yes? Ask me something after my name, e.g. "Hey Llama, what\'s a llama?"'
 

@@ -12,13 +12,13 @@ from redis.asyncio import Redis
 
 from bot import texts
 from bot.outbox import Outbox
-from shared.conversation_ids import is_shared, job_lane
 from shared.errors import JobPayloadError
-from shared.keys import Keys
-from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.schemas import decode_job
-from shared.scripts import Scripts
-from shared.served_models import KnownModels, LiveModels
+from shared.queues.conversation_ids import is_shared, job_lane
+from shared.queues.schemas import decode_job
+from shared.queues.served_models import KnownModels, LiveModels
+from shared.storage.client import REDIS_DOWN_ERRORS, Backoff
+from shared.storage.keys import Keys
+from shared.storage.scripts import Scripts
 
 log = logging.getLogger(__name__)
 

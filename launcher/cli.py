@@ -9,8 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from launcher.supervisor import PROCESSES, run_everything
+from shared.config.settings import Settings, read_environment
 from shared.errors import SettingsError
-from shared.settings import Settings, read_environment
 
 PROGRAM = "llama-discord-bot"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher.errors import LauncherError
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 LOCAL_HOST = "127.0.0.1"
 PING_TIMEOUT_S = 1.0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from launcher.errors import LauncherError
 from launcher.local_redis import choose_redis, ping
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 PROCESSES = ("bot", "runner", "updater")
 START_ORDER = ("updater", "runner", "bot")

@@ -17,14 +17,14 @@ from runner.errors import DiagnosticError, ModelLoadError
 from runner.generation_thread import GenerationThread
 from runner.weights.builtin import prepare_builtin_model
 from runner.worker import Runner
+from shared.config.settings import Settings
 from shared.errors import FatalStartupError, SettingsError
-from shared.heartbeat import new_worker_id
-from shared.observability.checks import redis_reachable, task_running
-from shared.observability.metrics import registry_for
-from shared.observability.server import Health, serving
-from shared.process import run_process
-from shared.redis_client import create_redis, wait_for_redis
-from shared.settings import Settings
+from shared.runtime.observability.checks import redis_reachable, task_running
+from shared.runtime.observability.metrics import registry_for
+from shared.runtime.observability.server import Health, serving
+from shared.runtime.process import run_process
+from shared.storage.client import create_redis, wait_for_redis
+from shared.storage.heartbeat import new_worker_id
 
 log = logging.getLogger("runner")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from shared.job_queue import Completion
+from shared.queues.job_queue import Completion
 
 CompleteMany = Callable[[Sequence[Completion]], Awaitable[list[bool]]]
 

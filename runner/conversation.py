@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from shared.conversation_ids import is_shared, job_conversation
-from shared.personas import fill_placeholders
-from shared.schemas import Job, Turn
+from shared.queues.conversation_ids import is_shared, job_conversation
+from shared.queues.schemas import Job, Turn
+from shared.stores.personas import fill_placeholders
 
 GROUP_CONVERSATION_LINE = (
     "This is a group conversation in a Discord thread: each user message starts with the speaker's name and a "

@@ -9,10 +9,10 @@ import asyncio
 import logging
 
 from runner.answer_forms import partial_form
-from shared.defaults import STREAM_TTL_S
-from shared.job_queue import ClaimedJob, JobQueue
-from shared.notes import with_notes
-from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.config.defaults import STREAM_TTL_S
+from shared.queues.job_queue import ClaimedJob, JobQueue
+from shared.queues.notes import with_notes
+from shared.storage.client import REDIS_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class PartialPublisher:
         self._offered: dict[str, str] = {}
         """The last form offered per job: a model that thinks for a while shows "thinking…" once, not every time."""
         self._notes: dict[str, list[str]] = {}
-        """Notes shown above a job's text (shared/notes.py), as they will be above its final text."""
+        """Notes shown above a job's text (shared/queues/notes.py), as they will be above its final text."""
         self._flushing: asyncio.Task[None] | None = None
 
     def track(self, claimed: ClaimedJob) -> None:

@@ -25,13 +25,19 @@ from runner.images.notes import with_placeholders
 from runner.images.seen import SeenImage
 from runner.images.stage import ImageStage
 from runner.partials import PartialPublisher
-from shared.heartbeat import Heartbeat
-from shared.job_queue import ClaimedJob, Completion, JobQueue
-from shared.keys import Keys
-from shared.observability.metrics import BATCH_ROWS, GENERATED_TOKENS, GENERATION_SECONDS, JOBS, QUEUE_WAIT_SECONDS
-from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.schemas import Turn, decode_job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import ClaimedJob, Completion, JobQueue
+from shared.queues.schemas import Turn, decode_job
+from shared.runtime.observability.metrics import (
+    BATCH_ROWS,
+    GENERATED_TOKENS,
+    GENERATION_SECONDS,
+    JOBS,
+    QUEUE_WAIT_SECONDS,
+)
+from shared.storage.client import REDIS_DOWN_ERRORS, Backoff
+from shared.storage.heartbeat import Heartbeat
+from shared.storage.keys import Keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

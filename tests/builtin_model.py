@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runner.weights.builtin import prepare_builtin_model
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 
 @pytest.fixture(scope="session")

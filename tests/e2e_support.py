@@ -12,8 +12,8 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from shared.conversation_ids import private_conversation
-from shared.keys import Keys
+from shared.queues.conversation_ids import private_conversation
+from shared.storage.keys import Keys
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.system import System, base_env

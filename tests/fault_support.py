@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared.keys import Keys
+from shared.storage.keys import Keys
 from tests.e2e_support import replies_to
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload

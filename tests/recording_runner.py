@@ -11,7 +11,7 @@ from pathlib import Path
 from runner.__main__ import main
 from runner.engines.protocol import GenerationRequest
 from runner.engines.transformers.engine import TransformersEngine
-from shared.process import run_process
+from shared.runtime.process import run_process
 
 _build = TransformersEngine.prompt_ids
 

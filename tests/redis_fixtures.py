@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.job_queue import JobQueue
-from shared.jobs import new_job
-from shared.keys import Keys
-from shared.schemas import Job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import JobQueue
+from shared.queues.jobs import new_job
+from shared.queues.schemas import Job
+from shared.storage.keys import Keys
 from tests.redis_server import RedisServer
 
 

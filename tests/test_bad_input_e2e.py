@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from shared.keys import Keys
-from shared.reactions import WAITING_EMOJI
+from shared.queues.reactions import WAITING_EMOJI
+from shared.storage.keys import Keys
 from tests.e2e_support import Deployment, history_key, keys_and_items_mentioning, replies_to, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload

@@ -9,12 +9,12 @@ from redis.asyncio import Redis
 
 from runner.engines.echo import EchoEngine
 from runner.worker import Runner
-from shared.conversation_ids import private_conversation
-from shared.job_queue import Completion, JobQueue
-from shared.keys import Keys
-from shared.response_queue import ResponseQueue
-from shared.schemas import Job, decode_job, decode_response
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.conversation_ids import private_conversation
+from shared.queues.job_queue import Completion, JobQueue
+from shared.queues.responses import ResponseQueue
+from shared.queues.schemas import Job, decode_job, decode_response
+from shared.storage.keys import Keys
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 
 MakeJob = Callable[..., Job]

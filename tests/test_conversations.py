@@ -9,14 +9,14 @@ from typing import NamedTuple
 import pytest
 from redis.asyncio import Redis
 
-from shared.consent import ConsentRegistry
-from shared.conversation_ids import SHARED_PREFIX, private_conversation, shared_conversation
-from shared.job_queue import ClaimedJob, JobQueue
-from shared.keys import Keys
-from shared.queue_inspection import QueueInspection
-from shared.schemas import Job, decode_response
-from shared.scripts import Scripts
-from shared.shared_threads import SharedThreads, drop_legacy_histories
+from shared.queues.conversation_ids import SHARED_PREFIX, private_conversation, shared_conversation
+from shared.queues.job_queue import ClaimedJob, JobQueue
+from shared.queues.schemas import Job, decode_response
+from shared.storage.keys import Keys
+from shared.storage.scripts import Scripts
+from shared.stores.consent import ConsentRegistry
+from shared.stores.queue_inspection import QueueInspection
+from shared.stores.shared_threads import SharedThreads, drop_legacy_histories
 from tests.e2e_support import keys_and_items_mentioning
 from tests.redis_fixtures import TEST_MODEL
 

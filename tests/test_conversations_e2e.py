@@ -13,8 +13,8 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from runner.conversation import GROUP_CONVERSATION_LINE
-from shared.conversation_ids import private_conversation, shared_conversation
-from shared.keys import Keys
+from shared.queues.conversation_ids import private_conversation, shared_conversation
+from shared.storage.keys import Keys
 from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, running_deployment, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload

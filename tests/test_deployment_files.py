@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from runner.engines.choice import served_model_name
-from shared.observability import metrics
-from shared.settings import Settings, declared_settings
+from shared.config.settings import Settings, declared_settings
+from shared.runtime.observability import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = ("bot", "runner", "updater")
@@ -43,7 +43,7 @@ def services(compose: dict[str, Any]) -> dict[str, Any]:
 
 
 def setting_names() -> set[str]:
-    """Every variable declared in shared/settings.py, so that a new setting cannot go undocumented."""
+    """Every variable declared in shared/config/settings.py, so that a new setting cannot go undocumented."""
     assert len(DECLARED) > 20 and {"REDIS_PASSWORD", "DISCORD_TOKEN", "MAX_NEW_TOKENS"} <= set(DECLARED)
     return set(DECLARED)
 
@@ -385,7 +385,9 @@ def test_env_example_documents_every_setting_with_a_comment() -> None:
     missing = setting_names() - set(documented)
     assert not missing, f"undocumented settings: {sorted(missing)}"
     undeclared = set(documented) - setting_names()
-    assert not undeclared, f".env.example shows settings that shared/settings.py does not declare: {sorted(undeclared)}"
+    assert not undeclared, (
+        f".env.example shows settings that shared/config/settings.py does not declare: {sorted(undeclared)}"
+    )
     lines = env_example_lines()
     for name, (index, _, _) in documented.items():
         above = lines[index - 1]
@@ -425,7 +427,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 def test_readme_settings_table_has_each_declared_setting_with_its_default_and_users() -> None:
-    """Each row agrees with the declaration in shared/settings.py (a `default_doc` where the value says little)."""
+    """Each row agrees with its declaration (shared/config/settings.py; a `default_doc` where the value says less)."""
     table = readme_settings_table()
     assert not setting_names() - set(table), f"missing from the table: {sorted(setting_names() - set(table))}"
     assert not set(table) - setting_names(), f"not declared: {sorted(set(table) - setting_names())}"

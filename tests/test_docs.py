@@ -97,7 +97,7 @@ def test_every_test_file_the_docs_cite_exists() -> None:
 
 
 def test_every_repository_path_the_docs_name_exists() -> None:
-    """`runner/weights/packing.py`, `bench/pipeline.py`, `shared/lua/` ...: a file moved or renamed is caught here."""
+    """`runner/weights/packing.py`, `bench/pipeline.py`, `shared/storage/lua/` ...: a moved or renamed file fails."""
     missing = [
         f"{doc.relative_to(ROOT)}: {cited}"
         for doc in documents()

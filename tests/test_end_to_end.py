@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from shared.keys import Keys
-from shared.schemas import decode_job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.schemas import decode_job
+from shared.storage.keys import Keys
 from tests.e2e_support import (
     Deployment,
     history_key,

@@ -22,8 +22,8 @@ from runner.engines.transformers.rolling_batch import cache_states
 from runner.engines.transformers.shared_prefix import SharedPrefix
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.weights.source import ModelFiles
-from shared.schemas import Turn
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.schemas import Turn
 from tests.builtin_model import builtin_settings
 
 HISTORY: list[Turn] = [

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.conversation_ids import private_conversation
-from shared.job_queue import APOLOGY_TEXT, JobQueue
-from shared.jobs import new_job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.conversation_ids import private_conversation
+from shared.queues.job_queue import APOLOGY_TEXT, JobQueue
+from shared.queues.jobs import new_job
 from tests.e2e_support import replies_to
 from tests.fault_support import KEYS, running_cluster
 from tests.redis_server import RedisServer

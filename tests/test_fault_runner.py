@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import decode_job
+from shared.queues.schemas import decode_job
 from tests.e2e_support import history_key, replies_to
 from tests.fault_support import KEYS, Cluster, running_cluster
 from tests.redis_server import RedisServer

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from shared.response_queue import parse_posted
-from shared.schemas import Response, decode_response
+from shared.queues.responses import parse_posted
+from shared.queues.schemas import Response, decode_response
 from tests.e2e_support import replies_to
 from tests.fault_support import KEYS, MESSAGES_ROUTE, Cluster, message_post_statuses, running_cluster
 from tests.redis_server import RedisServer

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from shared.conversation_ids import private_conversation
+from shared.queues.conversation_ids import private_conversation
 from tests.e2e_support import entries, replies_to
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload

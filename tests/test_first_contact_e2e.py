@@ -17,7 +17,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from bot.consent_buttons import NO_THANKS_ID, OPT_IN_ID
-from shared.conversation_ids import private_conversation
+from shared.queues.conversation_ids import private_conversation
 from tests.e2e_support import entries, replies_to
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.interactions import CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, EPHEMERAL_FLAG

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from shared.consent import ConsentRegistry
-from shared.conversation_ids import private_conversation, shared_conversation
-from shared.job_queue import ClaimedJob, JobQueue
-from shared.keys import Keys
-from shared.schemas import Job, decode_job, decode_response
-from shared.shared_threads import SharedThreads
+from shared.queues.conversation_ids import private_conversation, shared_conversation
+from shared.queues.job_queue import ClaimedJob, JobQueue
+from shared.queues.schemas import Job, decode_job, decode_response
+from shared.storage.keys import Keys
+from shared.stores.consent import ConsentRegistry
+from shared.stores.shared_threads import SharedThreads
 from tests.e2e_support import keys_and_items_mentioning, keys_holding
 from tests.redis_fixtures import TEST_MODEL
 

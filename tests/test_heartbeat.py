@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.heartbeat import Heartbeat
-from shared.keys import Keys
-from shared.redis_client import REDIS_DOWN_ERRORS
+from shared.storage.client import REDIS_DOWN_ERRORS
+from shared.storage.heartbeat import Heartbeat
+from shared.storage.keys import Keys
 from tests.redis_server import RedisServer
 
 KEYS = Keys()

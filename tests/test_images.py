@@ -21,8 +21,8 @@ from runner.images.kinds import image_kind
 from runner.images.notes import not_seen_text, with_placeholders
 from runner.images.prepare import prepare_image
 from runner.images.seen import ImageRefused
-from shared.notes import NOTE_MAX_CHARS, NOTES_MAX, with_notes
-from shared.schemas import Attachment, Job
+from shared.queues.notes import NOTE_MAX_CHARS, NOTES_MAX, with_notes
+from shared.queues.schemas import Attachment, Job
 from tests.redis_server import free_port
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + bytes(200)

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
+from shared.config.secret import Secret
 from shared.errors import JobPayloadError
-from shared.job_endings import notice
-from shared.logs import RedactSecrets
-from shared.response_queue import parse_posted
-from shared.schemas import Job, decode_job, decode_response, encode
-from shared.secret import Secret
+from shared.queues.job_endings import notice
+from shared.queues.responses import parse_posted
+from shared.queues.schemas import Job, decode_job, decode_response, encode
+from shared.runtime.logs import RedactSecrets
 from updater.poster import _seen_by
 from updater.targets import CHANNEL_PARTS_FROM, TOKEN_MARGIN_S, token_usable
 

@@ -6,15 +6,15 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from shared.consent import ConsentRegistry
-from shared.conversation_ids import private_conversation
-from shared.heartbeat import Heartbeat
-from shared.job_queue import APOLOGY_TEXT, JobQueue
-from shared.keys import Keys
-from shared.queue_inspection import QueueInspection
-from shared.response_queue import ResponseQueue
-from shared.schemas import InteractionRef, Job, decode_response
-from shared.secret import Secret
+from shared.config.secret import Secret
+from shared.queues.conversation_ids import private_conversation
+from shared.queues.job_queue import APOLOGY_TEXT, JobQueue
+from shared.queues.responses import ResponseQueue
+from shared.queues.schemas import InteractionRef, Job, decode_response
+from shared.storage.heartbeat import Heartbeat
+from shared.storage.keys import Keys
+from shared.stores.consent import ConsentRegistry
+from shared.stores.queue_inspection import QueueInspection
 from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from shared.conversation_ids import (
+from shared.queues.conversation_ids import (
     is_shared,
     job_conversation,
     job_lane,
@@ -15,8 +15,8 @@ from shared.conversation_ids import (
     shared_conversation,
     thread_of,
 )
-from shared.keys import Keys
-from shared.schemas import Job
+from shared.queues.schemas import Job
+from shared.storage.keys import Keys
 
 
 def test_every_key_shares_one_hash_tag() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from launcher.errors import LauncherError
 from launcher.local_redis import choose_redis
-from shared.settings import Settings
+from shared.config.settings import Settings
 from tests.redis_server import RedisServer, free_port
 
 

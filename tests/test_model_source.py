@@ -18,8 +18,8 @@ from runner.engines.choice import load_engine
 from runner.errors import ModelLoadError
 from runner.weights import builtin
 from runner.weights.source import HUB_CACHE_SUBDIR, ModelFiles, parse_echo_model, resolve_model
-from shared.secret import Secret
-from shared.settings import Settings
+from shared.config.secret import Secret
+from shared.config.settings import Settings
 
 TOKEN = "hf_SECRETtokenValue1234567890"
 

@@ -11,18 +11,18 @@ from redis.asyncio import Redis
 
 from runner.engines.choice import BUILTIN_MODEL_NAME, served_model_name
 from runner.errors import ModelLoadError
-from shared.consent import ConsentRegistry
-from shared.job_queue import Completion, JobQueue
-from shared.keys import Keys
-from shared.model_choice import ModelChoices, Route, route
-from shared.model_names import name_from, parse_model_name
-from shared.queue_inspection import QueueInspection
-from shared.schemas import Job, decode_job
-from shared.scripts import Scripts
-from shared.served_models import STALE_MODELS, KnownModels, LiveModels, live_runner_beats, runners_per_model
-from shared.settings import Settings
-from shared.shared_threads import SharedThreads
-from shared.waiting_status import WaitingStatusReader
+from shared.config.settings import Settings
+from shared.queues.job_queue import Completion, JobQueue
+from shared.queues.model_names import name_from, parse_model_name
+from shared.queues.schemas import Job, decode_job
+from shared.queues.served_models import STALE_MODELS, KnownModels, LiveModels, live_runner_beats, runners_per_model
+from shared.storage.keys import Keys
+from shared.storage.scripts import Scripts
+from shared.stores.consent import ConsentRegistry
+from shared.stores.model_choice import ModelChoices, Route, route
+from shared.stores.queue_inspection import QueueInspection
+from shared.stores.shared_threads import SharedThreads
+from shared.stores.waiting_status import WaitingStatusReader
 from tests.e2e_support import keys_and_items_mentioning
 from tests.redis_fixtures import enqueue_opted_in
 

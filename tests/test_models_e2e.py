@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from shared.keys import Keys
+from shared.storage.keys import Keys
 from tests.e2e_support import Deployment, keys_and_items_mentioning, replies_to, running_deployment, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload

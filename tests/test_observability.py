@@ -9,10 +9,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from bot.outbox import Outbox
 from launcher.supervisor import START_ORDER, metrics_port_of
+from shared.config.settings import Settings
 from shared.errors import SettingsError
-from shared.observability.metrics import registry_for
-from shared.observability.server import CHECK_TIMEOUT_S, Health, ObservabilityServer
-from shared.settings import Settings
+from shared.runtime.observability.metrics import registry_for
+from shared.runtime.observability.server import CHECK_TIMEOUT_S, Health, ObservabilityServer
 from tests.redis_server import free_port
 from updater.delivery import DISCORD_EPOCH_S, asked_at
 
@@ -59,7 +59,7 @@ async def test_routes_answer_metrics_health_and_nothing_else() -> None:
 async def test_the_first_failing_check_is_the_reason_and_a_slow_one_times_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("shared.observability.server.CHECK_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("shared.runtime.observability.server.CHECK_TIMEOUT_S", 0.05)
     health = Health()
 
     async def fine() -> str | None:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.job_queue import APOLOGY_TEXT
-from shared.model_names import name_from
-from shared.schemas import decode_job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import APOLOGY_TEXT
+from shared.queues.model_names import name_from
+from shared.queues.schemas import decode_job
 from tests.e2e_support import history_key, replies_to
 from tests.fault_support import KEYS, Cluster, running_cluster
 from tests.openai_server import ServedModel, streamed_answer

@@ -21,8 +21,8 @@ from runner.engines.openai.engine import OpenAIEngine
 from runner.engines.protocol import GenerationRequest, GenerationResult, generate_all
 from runner.errors import DiagnosticError, ModelLoadError
 from runner.generation_thread import GenerationThread
-from shared.secret import Secret
-from shared.settings import Settings
+from shared.config.secret import Secret
+from shared.config.settings import Settings
 from tests.openai_server import ServedModel, start_transformers_serve, streamed_answer
 from tests.openai_stand_in import OpenAIStandIn, answer_text
 from tests.redis_server import free_port
@@ -191,7 +191,7 @@ def test_a_runner_in_front_of_a_server_never_imports_torch() -> None:
         "import sys\n"
         "import runner.__main__\n"
         "from runner.engines.choice import load_engine\n"
-        "from shared.settings import Settings\n"
+        "from shared.config.settings import Settings\n"
         "engine = load_engine(Settings(model='openai:llama3.2:1b', openai_base_url='http://127.0.0.1:1/v1'))\n"
         "assert type(engine).__name__ == 'OpenAIEngine' and engine.model == 'llama3.2:1b', engine.description\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"

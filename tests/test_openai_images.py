@@ -19,8 +19,8 @@ from runner.engines.openai.engine import OpenAIEngine
 from runner.engines.protocol import GenerationRequest, generate_all
 from runner.images.prepare import prepare_image
 from runner.images.seen import SeenImage
-from shared.secret import Secret
-from shared.settings import Settings
+from shared.config.secret import Secret
+from shared.config.settings import Settings
 from tests.openai_server import ServedModel, start_transformers_serve
 from tests.openai_stand_in import OpenAIStandIn
 from tests.tiny_vlm import IMAGE_TOKENS

@@ -9,14 +9,14 @@ import pytest
 from redis.asyncio import Redis
 
 from runner.conversation import GROUP_CONVERSATION_LINE, model_view, system_prompt_for
-from shared.channel_access import HINT_INTERVAL_S, ChannelAccess, access_fields, may_speak
-from shared.consent import ConsentRegistry
-from shared.keys import Keys
-from shared.model_choice import ModelChoices
-from shared.personas import PERSONA_MAX_CHARS, Personas, fill_placeholders, persona_fields, persona_in_force
-from shared.places import Place
-from shared.schemas import Job
-from shared.served_models import LiveModels
+from shared.queues.schemas import Job
+from shared.queues.served_models import LiveModels
+from shared.storage.keys import Keys
+from shared.stores.channel_access import HINT_INTERVAL_S, ChannelAccess, access_fields, may_speak
+from shared.stores.consent import ConsentRegistry
+from shared.stores.model_choice import ModelChoices
+from shared.stores.personas import PERSONA_MAX_CHARS, Personas, fill_placeholders, persona_fields, persona_in_force
+from shared.stores.places import Place
 
 GUILD, OTHER_GUILD = "800", "900"
 GENERAL, RANDOM, THREAD = "11", "12", "13"

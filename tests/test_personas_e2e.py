@@ -14,9 +14,9 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from runner.conversation import GROUP_CONVERSATION_LINE
-from shared.keys import Keys
-from shared.personas import PERSONA_MAX_CHARS
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.storage.keys import Keys
+from shared.stores.personas import PERSONA_MAX_CHARS
 from tests.e2e_support import (
     Deployment,
     entries,

@@ -8,7 +8,7 @@ from unittest.mock import Mock
 import discord
 
 from bot.places import Places
-from shared.places import Place
+from shared.stores.places import Place
 
 
 async def test_a_thread_discord_py_has_not_seen_is_looked_up_once_and_its_parent_remembered() -> None:

@@ -10,8 +10,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from runner.conversation import GROUP_CONVERSATION_LINE, model_view
 from runner.engines.transformers.prompt import build_prompt_ids
 from runner.errors import PromptTooLongError
-from shared.jobs import new_job
-from shared.schemas import Job, Turn
+from shared.queues.jobs import new_job
+from shared.queues.schemas import Job, Turn
 
 SYSTEM = "You are a test bot."
 

@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from shared.consent import ConsentRegistry
-from shared.job_queue import JobQueue
-from shared.keys import Keys
-from shared.queue_inspection import QueueInspection
-from shared.schemas import Job
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import JobQueue
+from shared.queues.schemas import Job
+from shared.storage.keys import Keys
+from shared.stores.consent import ConsentRegistry
+from shared.stores.queue_inspection import QueueInspection
 from tests.redis_fixtures import TEST_MODEL
 
 MakeJob = Callable[..., Job]

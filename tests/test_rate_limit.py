@@ -6,7 +6,7 @@ import bisect
 
 import pytest
 
-from shared.rate_limit import RequestBudget
+from shared.runtime.rate_limit import RequestBudget
 
 
 class FakeClock:

@@ -24,10 +24,10 @@ from runner.engines.transformers.engine import TransformersEngine
 from runner.generation_thread import GenerationThread
 from runner.weights.source import ModelFiles
 from runner.worker import Runner
-from shared.job_queue import ClaimedJob
-from shared.keys import Keys
-from shared.schemas import Job, Turn, decode_response
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import ClaimedJob
+from shared.queues.schemas import Job, Turn, decode_response
+from shared.storage.keys import Keys
 from tests.openai_stand_in import OpenAIStandIn, ScriptedAnswer
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 from tests.test_engine import request, tiny_settings

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.redis_client import MAX_CONNECTIONS, create_redis, wait_for_redis
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.storage.client import MAX_CONNECTIONS, create_redis, wait_for_redis
 from tests.redis_server import RedisServer
 
 
@@ -32,7 +32,7 @@ async def test_start_up_waits_for_redis_saying_so_once(tmp_path: Path, caplog: p
     server = RedisServer(tmp_path)
     redis = create_redis(settings_for(server))
     try:
-        with caplog.at_level(logging.INFO, logger="shared.redis_client"):
+        with caplog.at_level(logging.INFO, logger="shared.storage.client"):
             waiting = asyncio.create_task(wait_for_redis(redis, settings_for(server)))
             await asyncio.sleep(1.0)
             assert not waiting.done()

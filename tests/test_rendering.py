@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from shared.response_queue import PostingState
-from shared.schemas import Response, ResponseKind
+from shared.queues.responses import PostingState
+from shared.queues.schemas import Response, ResponseKind
 from updater.rendering import PART_LIMIT_CHARS, STREAMING_MARKER, Action, Shown, digest, parts_of, plan, what_to_show
 
 

@@ -21,10 +21,10 @@ from runner.engines.protocol import GenerationRequest, generate_all
 from runner.engines.transformers.engine import TransformersEngine
 from runner.weights.source import ModelFiles
 from runner.worker import Runner
-from shared.job_queue import Completion, JobQueue
-from shared.keys import Keys
-from shared.schemas import Job, decode_response
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import Completion, JobQueue
+from shared.queues.schemas import Job, decode_response
+from shared.storage.keys import Keys
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 from tests.test_engine import request, tiny_settings
 

@@ -21,11 +21,11 @@ from runner.engines.protocol import GenerationRequest
 from runner.engines.transformers.vision import VisionEngine
 from runner.weights.source import ModelFiles
 from runner.worker import Runner
-from shared.job_queue import ClaimedJob, JobQueue
-from shared.keys import Keys
-from shared.notes import with_notes
-from shared.schemas import Attachment, Job, Response, decode_response
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.job_queue import ClaimedJob, JobQueue
+from shared.queues.notes import with_notes
+from shared.queues.schemas import Attachment, Job, Response, decode_response
+from shared.storage.keys import Keys
 from tests.fake_discord import FakeDiscord
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 from tests.test_engine import tiny_settings

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.config.declaration import ALL, BOT, COMPOSE, RUNNER, UPDATER
+from shared.config.settings import Settings, declared_settings
 from shared.errors import SettingsError
-from shared.settings import Settings, declared_settings
-from shared.settings_declaration import ALL, BOT, COMPOSE, RUNNER, UPDATER
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.secret-discord-token"
 

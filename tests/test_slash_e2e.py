@@ -17,7 +17,7 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from bot import texts
-from shared.conversation_ids import private_conversation
+from shared.queues.conversation_ids import private_conversation
 from tests.e2e_support import keys_and_items_mentioning, keys_holding, wait_reply
 from tests.fake_discord.interactions import InteractionHandle
 from tests.fake_discord.state import Payload

@@ -126,7 +126,7 @@ async def test_bot_and_updater_with_discord_unreachable_say_so_once_per_attempt_
     api_base = f"http://{host}{API_PREFIX}"
     env = {"DISCORD_API_BASE": api_base, "DISCORD_GATEWAY_URL": f"ws://{host}/gateway"}
     process = await start(module, tmp_path, DISCORD_TOKEN=BAD_TOKEN, REDIS_URL="redis://127.0.0.1:1/0", **env)
-    message = re.escape(f"WARNING shared.discord_connect: Discord unreachable at {api_base} ({reason})") + RETRY
+    message = re.escape(f"WARNING shared.runtime.discord_connect: Discord unreachable at {api_base} ({reason})") + RETRY
     lines = await read_until(process, message, times=3)
     code, after = await terminate(process)
     assert code == 0, "\n".join(lines + after)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from shared.conversation_ids import private_conversation
-from shared.reactions import TAKEN_EMOJI, WAITING_EMOJI
+from shared.queues.conversation_ids import private_conversation
+from shared.queues.reactions import TAKEN_EMOJI, WAITING_EMOJI
 from tests.e2e_support import keys_holding, replies_to, wait_reply
 from tests.fake_discord.state import Payload
 from tests.fault_support import KEYS, Cluster, running_cluster

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from bot.texts import status_text
-from shared.consent import ConsentRegistry
-from shared.job_queue import ClaimedJob, JobQueue
-from shared.keys import Keys
-from shared.response_queue import ResponseQueue
-from shared.schemas import Job, Response, decode_response
-from shared.waiting_status import WaitingStatusReader
+from shared.queues.job_queue import ClaimedJob, JobQueue
+from shared.queues.responses import ResponseQueue
+from shared.queues.schemas import Job, Response, decode_response
+from shared.storage.keys import Keys
+from shared.stores.consent import ConsentRegistry
+from shared.stores.waiting_status import WaitingStatusReader
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 
 MakeJob = Callable[..., Job]

@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 import runner.__main__ as runner_main
 from runner.weights import loading
-from shared.job_queue import JobQueue
-from shared.keys import Keys
-from shared.schemas import Job
-from shared.secret import Secret
+from shared.config.secret import Secret
+from shared.queues.job_queue import JobQueue
+from shared.queues.schemas import Job
+from shared.storage.keys import Keys
 from tests.redis_fixtures import TEST_MODEL, enqueue_opted_in
 from tests.redis_server import RedisServer
 from tests.test_engine import tiny_settings

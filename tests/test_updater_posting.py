@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from shared.keys import Keys
-from shared.response_queue import PostingState
-from shared.schemas import Response, encode
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.responses import PostingState
+from shared.queues.schemas import Response, encode
+from shared.storage.keys import Keys
 from updater.loop import Updater
 from updater.rendering import Shown
 

@@ -22,7 +22,7 @@ from runner.errors import ModelLoadError
 from runner.images.prepare import prepare_image
 from runner.images.seen import SeenImage
 from runner.weights.source import ModelFiles
-from shared.schemas import Turn
+from shared.queues.schemas import Turn
 from tests.test_engine import tiny_settings
 from tests.tiny_vlm import IMAGE_SIZE, IMAGE_TOKEN, IMAGE_TOKENS
 

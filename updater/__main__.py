@@ -9,15 +9,15 @@ import sys
 import discord
 import discord.http
 
-from shared.discord_connect import log_discord_failures_in_one_line, log_in
-from shared.heartbeat import new_worker_id
-from shared.observability.checks import redis_reachable, task_running
-from shared.observability.discord_requests import request_counter
-from shared.observability.metrics import registry_for
-from shared.observability.server import Health, serving
-from shared.process import run_process
-from shared.redis_client import create_redis, wait_for_redis
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.runtime.discord_connect import log_discord_failures_in_one_line, log_in
+from shared.runtime.observability.checks import redis_reachable, task_running
+from shared.runtime.observability.discord_requests import request_counter
+from shared.runtime.observability.metrics import registry_for
+from shared.runtime.observability.server import Health, serving
+from shared.runtime.process import run_process
+from shared.storage.client import create_redis, wait_for_redis
+from shared.storage.heartbeat import new_worker_id
 from updater.loop import Updater
 
 log = logging.getLogger("updater")

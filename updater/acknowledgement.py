@@ -11,10 +11,10 @@ import time
 
 import discord
 
-from shared.reactions import TAKEN_EMOJI, WAITING_EMOJI
-from shared.redis_client import REDIS_DOWN_ERRORS
-from shared.response_queue import ResponseQueue
-from shared.schemas import Response
+from shared.queues.reactions import TAKEN_EMOJI, WAITING_EMOJI
+from shared.queues.responses import ResponseQueue
+from shared.queues.schemas import Response
+from shared.storage.client import REDIS_DOWN_ERRORS
 from updater.pacing import Pacing
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from shared.observability.metrics import REPLY_SECONDS
-from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.response_queue import ClaimedResponse, PostingState, ResponseQueue
-from shared.schemas import Response
+from shared.queues.responses import ClaimedResponse, PostingState, ResponseQueue
+from shared.queues.schemas import Response
+from shared.runtime.observability.metrics import REPLY_SECONDS
+from shared.storage.client import REDIS_DOWN_ERRORS, Backoff
 from updater.acknowledgement import Acknowledgements
 from updater.errors import TransientPostError
 from updater.poster import Poster

@@ -10,14 +10,14 @@ from collections import Counter
 import discord
 from redis.asyncio import Redis
 
-from shared.heartbeat import Heartbeat
-from shared.keys import Keys
-from shared.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
-from shared.rate_limit import RequestBudget
-from shared.redis_client import REDIS_DOWN_ERRORS, Backoff
-from shared.response_queue import ClaimedResponse, ResponseQueue
-from shared.schemas import decode_response
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.responses import ClaimedResponse, ResponseQueue
+from shared.queues.schemas import decode_response
+from shared.runtime.observability.metrics import DISCORD_BUDGET_WAIT_SECONDS
+from shared.runtime.rate_limit import RequestBudget
+from shared.storage.client import REDIS_DOWN_ERRORS, Backoff
+from shared.storage.heartbeat import Heartbeat
+from shared.storage.keys import Keys
 from updater.acknowledgement import Acknowledgements
 from updater.delivery import Delivery
 from updater.pacing import Pacing

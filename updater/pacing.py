@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from shared.rate_limit import RequestBudget
+from shared.runtime.rate_limit import RequestBudget
 
 SPARE_SHARE = 0.25
 """Share of the request budget kept free for final answers: optional requests go only below the rest."""

@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import discord
 
-from shared.response_queue import PostingState, ResponseQueue
-from shared.schemas import Response
+from shared.queues.responses import PostingState, ResponseQueue
+from shared.queues.schemas import Response
 from updater.errors import FINAL_STATUSES, RefusedError, TransientPostError
 from updater.pacing import Pacing
 from updater.rendering import Action, Shown, digest, plan

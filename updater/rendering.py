@@ -7,10 +7,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.defaults import DISCORD_MESSAGE_LIMIT_CHARS
-from shared.notes import with_notes
-from shared.response_queue import PostingState
-from shared.schemas import Response
+from shared.config.defaults import DISCORD_MESSAGE_LIMIT_CHARS
+from shared.queues.notes import with_notes
+from shared.queues.responses import PostingState
+from shared.queues.schemas import Response
 from updater.splitting import open_fence_language, split_message
 
 STREAMING_MARKER = " ▌"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.defaults import DISCORD_MESSAGE_LIMIT_CHARS
+from shared.config.defaults import DISCORD_MESSAGE_LIMIT_CHARS
 
 _FENCE = re.compile(r"^\s*```(\S*)")
 

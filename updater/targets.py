@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 
 import discord
 
-from shared.schemas import InteractionRef, Response
+from shared.queues.schemas import InteractionRef, Response
 from updater.errors import RefusedError
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ import discord
 from bot import texts
 from bot.intake import Destination, MessageIntake, carry_persona
 from bot.slash import REQUEST_ERRORS, failure
-from shared.jobs import new_job
-from shared.observability.metrics import MESSAGES
-from shared.redis_client import REDIS_DOWN_ERRORS
-from shared.schemas import InteractionRef, Job
-from shared.secret import Secret
+from shared.config.secret import Secret
+from shared.queues.jobs import new_job
+from shared.queues.schemas import InteractionRef, Job
+from shared.runtime.observability.metrics import MESSAGES
+from shared.storage.client import REDIS_DOWN_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class AskIntake:
             self.intake.accepted += 1
 
     def _not_here(self, interaction: discord.Interaction) -> str:
-        """Where the bot does not answer (shared/channel_access.py), /ask is refused privately."""
+        """Where the bot does not answer (shared/stores/channel_access.py), /ask is refused privately."""
         return texts.not_here_text([]) if interaction.guild_id else texts.no_dms_text("/")
 
     async def _job(self, interaction: discord.Interaction, question: str, original_id: int | None) -> Job | str:

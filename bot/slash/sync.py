@@ -12,7 +12,7 @@ from discord import app_commands
 from redis.asyncio import Redis
 
 from bot.slash import REQUEST_ERRORS, failure
-from shared.keys import Keys
+from shared.storage.keys import Keys
 
 log = logging.getLogger(__name__)
 

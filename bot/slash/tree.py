@@ -18,7 +18,7 @@ from bot.invocation import Invocation
 from bot.slash import REQUEST_ERRORS, failure
 from bot.slash.ask import AskIntake
 from bot.slash.sync import sync_commands
-from shared.keys import Keys
+from shared.storage.keys import Keys
 
 log = logging.getLogger(__name__)
 

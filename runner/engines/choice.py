@@ -9,8 +9,8 @@ from runner.engines.echo import EchoEngine
 from runner.engines.protocol import Engine
 from runner.errors import ModelLoadError
 from runner.weights.source import parse_echo_model, resolve_model
-from shared.model_names import name_from
-from shared.settings import BUILTIN_MODEL, ECHO_MODEL, OPENAI_MODEL_PREFIX, Settings
+from shared.config.settings import BUILTIN_MODEL, ECHO_MODEL, OPENAI_MODEL_PREFIX, Settings
+from shared.queues.model_names import name_from
 
 BUILTIN_MODEL_NAME = "smollm2-135m"
 """The name the built-in model (MODEL=builtin) is served under unless MODEL_NAME says otherwise."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runner.images.seen import SeenImage
-from shared.schemas import Turn
+from shared.queues.schemas import Turn
 
 GENERATION_ERRORS = (RuntimeError, ValueError, IndexError, TypeError)
 """What generation raises for one bad input (out of memory, invalid settings, token ids out of range).

@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 
 from runner.images.seen import ImageRefused
-from shared.schemas import Attachment
+from shared.queues.schemas import Attachment
 
 FETCH_TIMEOUT_S = 15.0
 """Longest one image may take to download, from the request to its last byte."""

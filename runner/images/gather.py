@@ -13,7 +13,7 @@ from runner.images.fetch import FETCH_TIMEOUT_S, fetch_image
 from runner.images.notes import left_out_text, too_many_text
 from runner.images.prepare import prepare_image
 from runner.images.seen import ImageRefused, SeenImage
-from shared.schemas import Attachment, Job
+from shared.queues.schemas import Attachment, Job
 
 log = logging.getLogger(__name__)
 

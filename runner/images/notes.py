@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.notes import one_line
-from shared.schemas import Attachment
+from shared.queues.notes import one_line
+from shared.queues.schemas import Attachment
 
 FILENAME_MAX_CHARS = 60
 

@@ -13,11 +13,11 @@ from runner.engines.protocol import Engine
 from runner.images.fetch import FETCH_TIMEOUT_S, new_session
 from runner.images.gather import GatheredImages, gather_images, job_images
 from runner.images.notes import not_seen_text
-from shared.keys import Keys
-from shared.redis_client import REDIS_DOWN_ERRORS
-from shared.schemas import Job
-from shared.served_models import LiveModels
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.schemas import Job
+from shared.queues.served_models import LiveModels
+from shared.storage.client import REDIS_DOWN_ERRORS
+from shared.storage.keys import Keys
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from runner.errors import ModelLoadError, one_line
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from runner.weights.freed_memory import return_freed_memory
 from runner.weights.fusing import merge_projections
 from runner.weights.half_weights import float16_weights_available
 from runner.weights.packing import pack_linear_layers
-from shared.settings import FLOAT16_WEIGHTS, Settings
+from shared.config.settings import FLOAT16_WEIGHTS, Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

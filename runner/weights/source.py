@@ -10,7 +10,7 @@ from pathlib import Path
 
 from runner.errors import ModelLoadError
 from runner.weights.builtin import BUILTIN_DESCRIPTION, prepare_builtin_model
-from shared.settings import BUILTIN_MODEL, ECHO_MODEL, Settings
+from shared.config.settings import BUILTIN_MODEL, ECHO_MODEL, Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from runner.weights.freed_memory import return_freed_memory
 from runner.weights.fusing import merge_projections
 from runner.weights.loading import DtypeChoice, choose_device, choose_dtype
 from runner.weights.packing import pack_linear_layers
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 if TYPE_CHECKING:
     from torch import nn

@@ -23,8 +23,8 @@ from runner.engines.openai.chat import MIN_TOKENS_DIALECTS, chat_messages, extra
 from runner.engines.openai.faults import Fault, FaultKind, IncompleteAnswer, classify
 from runner.engines.openai.thinking import StreamedAnswer, reasoning_delta
 from runner.engines.protocol import GenerationRequest, GenerationResult
-from shared.redis_client import Backoff
-from shared.secret import Secret, redact_url_password
+from shared.config.secret import Secret, redact_url_password
+from shared.storage.client import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from runner.weights.fusing import MergedProjections
 from runner.weights.half_weights import Float16WeightLinear
 from runner.weights.loading import context_tokens, eos_token_ids, load_model
 from runner.weights.packing import PackedLinear
-from shared.settings import Settings
+from shared.config.settings import Settings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from jinja2 import TemplateError
 
 from runner.errors import PromptTooLongError
-from shared.schemas import Turn
+from shared.queues.schemas import Turn
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -28,8 +28,8 @@ from runner.engines.transformers.vision_families import FAMILIES, ImageFamily, J
 from runner.errors import ModelLoadError, PromptTooLongError
 from runner.weights.loading import context_tokens
 from runner.weights.vision_loading import is_image_text_to_text, load_vision_model
-from shared.schemas import Turn
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.queues.schemas import Turn
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -1,0 +1,1 @@
+"""Redis itself: the connection, every key, the Lua scripts behind each multi-key change, and heartbeats."""
