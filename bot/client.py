@@ -9,17 +9,17 @@ from typing import Any
 import discord
 from redis.asyncio import Redis
 
-from bot.access_commands import AccessCommands
-from bot.channel_commands import ChannelCommands
-from bot.command_runner import CommandRunner
-from bot.commands import parse_command
+from bot.commands.access import AccessCommands
+from bot.commands.channels import ChannelCommands
+from bot.commands.invocation import Invocation
+from bot.commands.models import ModelCommands
+from bot.commands.parsing import parse_command
+from bot.commands.personas import PersonaCommands
+from bot.commands.runner import CommandRunner
 from bot.consent_buttons import ConsentButtons
 from bot.first_contact import ConsentPrompts, FirstContacts
 from bot.intake import MessageIntake
-from bot.invocation import Invocation
-from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
-from bot.persona_commands import PersonaCommands
 from bot.places import Places
 from bot.slash.ask import AskIntake
 from bot.slash.tree import SlashCommands

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, parse_command
+from bot.commands.parsing import Command, parse_command
 from bot.texts import help_text
 
 

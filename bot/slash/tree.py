@@ -12,9 +12,9 @@ from discord import app_commands
 from redis.asyncio import Redis
 
 from bot import texts
-from bot.command_runner import CommandRunner
-from bot.commands import ADMIN_COMMANDS, Command
-from bot.invocation import Invocation
+from bot.commands.invocation import Invocation
+from bot.commands.parsing import ADMIN_COMMANDS, Command
+from bot.commands.runner import CommandRunner
 from bot.slash import REQUEST_ERRORS, failure
 from bot.slash.ask import AskIntake
 from bot.slash.sync import sync_commands

@@ -8,7 +8,7 @@ from typing import Literal
 import discord
 
 from bot import texts
-from bot.invocation import Invocation
+from bot.commands.invocation import Invocation
 from bot.outbox import Outbox
 from bot.relevance import speaker_name, thread_name
 from shared.stores.channel_access import ChannelAccess

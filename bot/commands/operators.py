@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bot import texts
-from bot.commands import Command
-from bot.invocation import Invocation
+from bot.commands.invocation import Invocation
+from bot.commands.parsing import Command
 from shared.stores.queue_inspection import QueueInspection
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import discord
 
 from bot import texts
-from bot.admin import operator_scope
-from bot.commands import leading_channel
-from bot.invocation import Invocation
+from bot.commands.invocation import Invocation
+from bot.commands.operators import operator_scope
+from bot.commands.parsing import leading_channel
 from bot.places import Places
 from shared.config.settings import Settings
 from shared.stores.personas import PERSONA_MAX_CHARS, Personas

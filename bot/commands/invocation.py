@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import discord
 
-from bot.commands import command_argument
+from bot.commands.parsing import command_argument
 
 
 @dataclass(frozen=True)

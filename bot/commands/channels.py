@@ -6,10 +6,10 @@ Each action is a method returning the text to answer, so that a slash command wr
 from __future__ import annotations
 
 from bot import texts
-from bot.admin import operator_scope
-from bot.commands import leading_channel
-from bot.invocation import Invocation
-from bot.persona_commands import channel_in_server, server_of
+from bot.commands.invocation import Invocation
+from bot.commands.operators import operator_scope
+from bot.commands.parsing import leading_channel
+from bot.commands.personas import channel_in_server, server_of
 from shared.config.settings import Settings
 from shared.stores.channel_access import ChannelAccess
 

@@ -6,16 +6,16 @@ from __future__ import annotations
 import logging
 
 from bot import texts
-from bot.access_commands import AccessCommands
-from bot.admin import run_admin_command
-from bot.channel_commands import ChannelCommands
-from bot.chat_threads import open_chat
-from bot.commands import ADMIN_COMMANDS, Command
+from bot.commands.access import AccessCommands
+from bot.commands.channels import ChannelCommands
+from bot.commands.chat import open_chat
+from bot.commands.invocation import Invocation
+from bot.commands.models import ModelCommands
+from bot.commands.operators import run_admin_command
+from bot.commands.parsing import ADMIN_COMMANDS, Command
+from bot.commands.personas import PersonaCommands
 from bot.first_contact import FirstContacts
-from bot.invocation import Invocation
-from bot.model_commands import ModelCommands
 from bot.outbox import Outbox
-from bot.persona_commands import PersonaCommands
 from shared.config.settings import Settings
 from shared.storage.client import REDIS_DOWN_ERRORS
 from shared.stores.channel_access import ChannelAccess

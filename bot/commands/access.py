@@ -9,9 +9,9 @@ import re
 
 from bot import first_contact_texts as say
 from bot import texts
-from bot.admin import operator_scope
-from bot.invocation import Invocation
-from bot.persona_commands import server_of
+from bot.commands.invocation import Invocation
+from bot.commands.operators import operator_scope
+from bot.commands.personas import server_of
 from shared.config.settings import Settings
 from shared.stores.role_access import RoleAccess
 

@@ -4,10 +4,10 @@ default)."""
 from __future__ import annotations
 
 from bot import texts
-from bot.admin import operator_scope
-from bot.commands import Command
+from bot.commands.invocation import Invocation
+from bot.commands.operators import operator_scope
+from bot.commands.parsing import Command
 from bot.intake import may_be_shared_thread
-from bot.invocation import Invocation
 from shared.config.settings import Settings
 from shared.queues.job_queue import JobQueue
 from shared.queues.model_names import parse_model_name
