@@ -60,6 +60,15 @@ async def keys_holding(redis: Redis, text: str) -> list[str]:
     return [key async for key in redis.scan_iter("*") if any(text in item for item in await entries(redis, key))]
 
 
+async def stored_anywhere(redis: Redis, *needles: str) -> list[str]:
+    """Every key, or entry of a key, holding one of `needles` (an id, or words someone wrote)."""
+    found = []
+    async for key in redis.scan_iter("*"):
+        items = [key, *await entries(redis, key)]
+        found += [f"{key}: {item[:80]}" for item in items if any(needle in item for needle in needles)]
+    return found
+
+
 async def entries(redis: Redis, key: str) -> list[str]:
     """A key's value as text: a string's value, the items of a list, set or sorted set, a hash's `field=value`s."""
     kind = await redis.type(key)

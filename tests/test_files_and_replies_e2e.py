@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from shared.queues.conversation_ids import private_conversation
-from tests.e2e_support import entries, replies_to
+from tests.e2e_support import replies_to, stored_anywhere
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.state import Payload
 from tests.fault_support import KEYS, Cluster, running_cluster
@@ -152,12 +152,7 @@ async def test_a_reply_to_an_opted_in_persons_message_quotes_it_and_to_anyone_el
     assert await answer(fake, probing) == "what did he say?"
     [note] = [p for p in replies_to(fake, probing["id"]) if not p["content"].startswith("echo")]
     assert "hasn't opted in" in note["content"]
-    found = [
-        key
-        async for key in cluster.redis.scan_iter("*")
-        if any("tamarind" in entry or stranger["id"] in entry for entry in [key, *await entries(cluster.redis, key)])
-    ]
-    assert found == []
+    assert await stored_anywhere(cluster.redis, "tamarind", stranger["id"]) == []
 
 
 async def test_a_reply_to_a_deleted_message_or_one_discord_did_not_send(cluster: Cluster) -> None:

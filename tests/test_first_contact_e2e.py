@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from bot.consent_buttons import NO_THANKS_ID, OPT_IN_ID
 from shared.queues.conversation_ids import private_conversation
-from tests.e2e_support import entries, replies_to
+from tests.e2e_support import replies_to, stored_anywhere, wait_reply
 from tests.fake_discord import FakeDiscord
 from tests.fake_discord.interactions import CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, EPHEMERAL_FLAG
 from tests.fake_discord.state import Payload
@@ -85,16 +85,6 @@ async def answer_to(fake: FakeDiscord, message: Payload, timeout: float = 15.0) 
         assert time.monotonic() < deadline, f"no answer to {message['id']}: {replies_to(fake, message['id'])}"
         await asyncio.sleep(0.02)
     return found[0]
-
-
-async def stored_anywhere(redis: Redis, *needles: str) -> list[str]:
-    """Every key, or entry of a key, holding one of `needles` (an id, or words someone wrote)."""
-    found = []
-    async for key in redis.scan_iter("*"):
-        found += [
-            f"{key}: {item[:80]}" for item in [key, *await entries(redis, key)] if any(n in item for n in needles)
-        ]
-    return found
 
 
 def buttons(prompt: Payload) -> list[tuple[str, str]]:
@@ -251,16 +241,8 @@ async def test_no_prompt_in_a_channel_the_bot_does_not_answer_in(contact: FirstC
         assert "Done" in await command(fake, boss, "!channels reset")
 
 
-async def answer_or_reply(fake: FakeDiscord, message: Payload, timeout: float = 15.0) -> Payload:
-    deadline = time.monotonic() + timeout
-    while not (found := replies_to(fake, message["id"])):
-        assert time.monotonic() < deadline, f"no reply to {message['id']}"
-        await asyncio.sleep(0.02)
-    return found[0]
-
-
 async def command(fake: FakeDiscord, user: Payload, text: str) -> str:
-    return str((await answer_or_reply(fake, await fake.send_message(user, text)))["content"])
+    return str((await wait_reply(fake, (await fake.send_message(user, text))["id"], timeout=15))["content"])
 
 
 async def test_with_a_role_list_only_members_holding_a_role_are_answered_or_prompted(contact: FirstContact) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from redis.asyncio import Redis
 
 from shared.storage.keys import Keys
-from shared.storage.scripts import Scripts
+from shared.stores.allow_lists import AllowList
 from shared.stores.places import Place
 
 ALLOW_FIELD_PREFIX = "allow:"
@@ -43,35 +43,12 @@ def may_speak(values: Mapping[str, str | None], place: Place, *, allow_dms: bool
     return any(values.get(allow_field(channel)) for channel in place.channels)
 
 
-class ChannelAccess:
-    """A server's allow-list, and the hints given outside it."""
+class ChannelAccess(AllowList):
+    """A server's channel allow-list (allow, deny, allowed, reset: AllowList), and the hints given outside it."""
 
     def __init__(self, redis: Redis, keys: Keys, *, allow_dms: bool) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._scripts = Scripts.register(redis)
+        super().__init__(redis, keys, prefix=ALLOW_FIELD_PREFIX, count_field=ALLOWED_COUNT_FIELD)
         self.allow_dms = allow_dms
-
-    async def allow(self, guild_id: str, channel_id: str) -> bool:
-        """Adds the channel to the server's allow-list; False if it was on it already."""
-        keys, args = [self._keys.server(guild_id)], [allow_field(channel_id), ALLOWED_COUNT_FIELD]
-        return bool(await self._scripts.add_allowed(keys=keys, args=args))
-
-    async def deny(self, guild_id: str, channel_id: str) -> tuple[bool, int]:
-        """Removes the channel from the allow-list: (whether it was on it, how many channels are left on it)."""
-        keys, args = [self._keys.server(guild_id)], [allow_field(channel_id), ALLOWED_COUNT_FIELD]
-        removed, left = await self._scripts.remove_allowed(keys=keys, args=args)
-        return bool(removed), int(left)
-
-    async def allowed(self, guild_id: str) -> list[str]:
-        """The server's allowed channel ids (empty: it has no allow-list, the bot speaks everywhere)."""
-        fields = await self._redis.hkeys(self._keys.server(guild_id))
-        return sorted((f.removeprefix(ALLOW_FIELD_PREFIX) for f in fields if f.startswith(ALLOW_FIELD_PREFIX)), key=int)
-
-    async def reset(self, guild_id: str) -> int:
-        """Removes the allow-list (the bot speaks everywhere again); returns how many channels were on it."""
-        keys, args = [self._keys.server(guild_id)], [ALLOW_FIELD_PREFIX, ALLOWED_COUNT_FIELD]
-        return int(await self._scripts.reset_allowed(keys=keys, args=args))
 
     async def may_speak(self, place: Place) -> bool:
         """Whether the bot answers at `place` now (one round trip in a server; none in a DM)."""

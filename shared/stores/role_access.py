@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from redis.asyncio import Redis
 
 from shared.storage.keys import Keys
-from shared.storage.scripts import Scripts
+from shared.stores.allow_lists import AllowList
 from shared.stores.places import Place
 
 ROLE_FIELD_PREFIX = "role:"
@@ -38,31 +38,8 @@ def role_allowed(values: Mapping[str, str | None], role_ids: Collection[str], *,
     return any(values.get(role_field(role)) for role in role_ids)
 
 
-class RoleAccess:
-    """A server's role list: `!access role allow|deny|list|reset`."""
+class RoleAccess(AllowList):
+    """A server's role list (`!access role allow|deny|list|reset`)."""
 
     def __init__(self, redis: Redis, keys: Keys) -> None:
-        self._redis = redis
-        self._keys = keys
-        self._scripts = Scripts.register(redis)
-
-    async def allow(self, guild_id: str, role_id: str) -> bool:
-        """Adds the role to the server's list; False if it was on it already."""
-        keys, args = [self._keys.server(guild_id)], [role_field(role_id), ALLOWED_ROLES_FIELD]
-        return bool(await self._scripts.add_allowed(keys=keys, args=args))
-
-    async def deny(self, guild_id: str, role_id: str) -> tuple[bool, int]:
-        """Removes the role from the list: (whether it was on it, how many roles are left on it)."""
-        keys, args = [self._keys.server(guild_id)], [role_field(role_id), ALLOWED_ROLES_FIELD]
-        removed, left = await self._scripts.remove_allowed(keys=keys, args=args)
-        return bool(removed), int(left)
-
-    async def allowed(self, guild_id: str) -> list[str]:
-        """The server's allowed role ids (empty: no role list, every member is answered)."""
-        fields = await self._redis.hkeys(self._keys.server(guild_id))
-        return sorted((f.removeprefix(ROLE_FIELD_PREFIX) for f in fields if f.startswith(ROLE_FIELD_PREFIX)), key=int)
-
-    async def reset(self, guild_id: str) -> int:
-        """Removes the role list (every member is answered again); returns how many roles were on it."""
-        keys, args = [self._keys.server(guild_id)], [ROLE_FIELD_PREFIX, ALLOWED_ROLES_FIELD]
-        return int(await self._scripts.reset_allowed(keys=keys, args=args))
+        super().__init__(redis, keys, prefix=ROLE_FIELD_PREFIX, count_field=ALLOWED_ROLES_FIELD)
