@@ -200,7 +200,6 @@ class MessageIntake:
             if not reading.may_speak:
                 await self.hint(message, place)
                 return
-            extras = Extras()
             if needs_reading(message, bot_id):
                 # Files, and a message replied to that Discord did not send or that someone else wrote, are read
                 # for opted-in people only: ask first (the enqueue script would refuse them only afterwards).

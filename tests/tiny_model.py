@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,28 +72,35 @@ def build_tiny_model(path: Path) -> Path:
         model_max_length=512,
     )
 
-    config = LlamaConfig(
-        vocab_size=bpe.get_vocab_size(),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        # With the usual 0.02 the random model gives every prompt the same answer, which would hide
-        # padding mistakes in the batching tests.
-        initializer_range=1.0,
-    )
+    config = LlamaConfig(**tiny_text_shapes(tokenizer, vocab_size=bpe.get_vocab_size()))
     torch.manual_seed(SEED)
     model = LlamaForCausalLM(config)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+def tiny_text_shapes(tokenizer: Any, *, vocab_size: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """The tiny Llama's config (shapes and token ids): the tiny chat model's, and the text side of the tiny vision
+    models (tests/tiny_vlm.py, tests/tiny_vlm_families.py)."""
+    return {
+        "vocab_size": len(tokenizer) if vocab_size is None else vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+        # With the usual 0.02 the random model gives every prompt the same answer, which would hide padding mistakes
+        # in the batching tests.
+        "initializer_range": 1.0,
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="session")

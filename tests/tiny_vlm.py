@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tiny_model import tiny_text_shapes
+
 IMAGE_TOKEN = "<image>"
 IMAGE_SIZE = 32
 PATCH_SIZE = 8
@@ -48,20 +50,7 @@ def build_tiny_vlm(path: Path, text_model_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(text_model_dir)
     tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
     tokenizer.chat_template = CHAT_TEMPLATE
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        initializer_range=1.0,  # as the tiny model: answers that differ from prompt to prompt
-    )
+    text = LlamaConfig(**tiny_text_shapes(tokenizer))
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,

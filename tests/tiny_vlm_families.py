@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.tiny_model import tiny_text_shapes
 from tests.tiny_vlm import CHAT_TEMPLATE
 
 FAMILY_NAMES = ("idefics3", "smolvlm", "qwen2_vl", "qwen2_5_vl", "gemma3", "mllama")
@@ -57,22 +58,8 @@ def build_tiny_family(family: str, path: Path, text_model_dir: Path) -> Path:
 
 
 def _text(tokenizer: Any, **overrides: Any) -> dict[str, Any]:
-    """The tiny model's shapes, as tests/tiny_vlm.py's LLaVA has them."""
-    return {
-        "vocab_size": len(tokenizer),
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-        "tie_word_embeddings": False,
-        "initializer_range": 1.0,  # as the tiny model: answers that differ from prompt to prompt
-        **overrides,
-    }
+    """The tiny model's shapes (room for a few images' tokens)."""
+    return tiny_text_shapes(tokenizer, **{"max_position_embeddings": 1024, **overrides})
 
 
 def _idefics3(name: str) -> Callable[[Any], tuple[Any, Any, str, dict[str, Any]]]:
